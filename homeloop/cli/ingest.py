@@ -1,0 +1,81 @@
+"""``homeloop ingest ...``: bring real data into the workspace's lake.
+
+One command per kind of source. Each calls an adapter in :mod:`homeloop.adapters`
+and reports, per lake table, the rows read, written, already there
+(duplicates) and quarantined, with the quarantine file. Quarantined rows are
+not an error: the command exits 0 and prints a warning line on stderr.
+
+To add a source, define a function decorated with ``@ingest_app.command("name")``
+that calls its adapter and ends with ``_report(results, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from homeloop.cli import _common
+from homeloop.data.lake import IngestResult, Lake
+
+ingest_app = typer.Typer(
+    name="ingest",
+    help="Bring real data (interaction logs, smart-home histories) into the workspace's lake.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ingest_app, name="ingest")
+
+
+def _report(
+    results: Mapping[str, IngestResult],
+    *,
+    source: str,
+    dataset: str,
+    as_json: bool,
+    title: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Print per-table and total counts (``--json``: one object on stdout); warn on stderr about quarantined rows."""
+    tables = {name: r.as_dict() for name, r in results.items()}
+    for row in tables.values():
+        row.pop("table", None)
+    totals = {key: sum(r[key] for r in tables.values()) for key in ("rows_in", "written", "duplicates", "quarantined")}
+    figures: dict[str, Any] = {"source": source, "dataset": dataset, **(extra or {}), "totals": totals}
+    figures["tables"] = tables
+    _common.emit(figures, as_json=as_json, title=title)
+    if totals["quarantined"]:
+        where = sorted({r["quarantine_path"] for r in tables.values() if r["quarantine_path"]})
+        _common.console.print(
+            f"[bold yellow]warning:[/] {totals['quarantined']} of {totals['rows_in']} rows were quarantined "
+            f"(not written); see {', '.join(where)}"
+        )
+
+
+_LOG_PATH = typer.Argument(..., help="A JSON Lines interaction log (.jsonl, or gzip-compressed .jsonl.gz).")
+
+
+@ingest_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    path: Path = _LOG_PATH,
+    dataset: str = typer.Option("logs", "--dataset", help="Lake dataset to write into."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Ingest an assistant's interaction log: turns, and optionally homes, devices and device events.
+
+    The format is in docs/log-format.md. Bad lines are quarantined with their line number and reason;
+    ingesting the same file again adds nothing.
+    """
+    from homeloop.adapters.jsonl_logs import ingest_logs
+
+    lake = Lake(_common.workspace(ctx).lake)
+    size = path.stat().st_size if path.is_file() else None
+    with _common.progress(quiet=as_json) as bar:
+        task = bar.add_task(f"ingesting {path.name}", total=size)
+        results = ingest_logs(lake, path, dataset=dataset, progress=lambda n: bar.advance(task, n))
+    _report(results, source=str(path), dataset=dataset, as_json=as_json, title=f"ingest logs {path}")
