@@ -56,18 +56,10 @@ def test_public_api_is_pinned():
 
 
 def test_vendor_readme_lists_every_vendored_folder():
+    """A dataset vendored without an attribution row fails here."""
     readme = vendor_path("README.md").read_text(encoding="utf-8")
     folders = sorted(p.name for p in vendor_path().iterdir() if p.is_dir())
-    assert folders == [
-        "clinc150",
-        "cqr",
-        "home_assistant_intents",
-        "hwu64",
-        "slurp",
-        "snips",
-        "uss",
-        "van_kasteren_mit",
-    ]
+    assert {"clinc150", "cqr", "home_assistant_intents", "hwu64", "slurp", "snips", "uss"} <= set(folders)
     for folder in folders:
         assert f"`{folder}/`" in readme
 
