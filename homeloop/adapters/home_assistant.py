@@ -240,6 +240,7 @@ class HAInstallation:
             "WHERE s.state_id > ? ORDER BY s.state_id LIMIT ?"
         )
         excluded = set(self.excluded_entities)
+        self.skipped.clear()
         last = -1
         with contextlib.closing(_connect(self.db_path)) as con:
             while True:
@@ -288,6 +289,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _number(state: str) -> float | None:
+    if not state or state[0] not in "0123456789+-.":  # "on", "off", "nan", "inf": not a reading
+        return None
     try:
         number = float(state)
     except ValueError:

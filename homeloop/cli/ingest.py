@@ -79,3 +79,76 @@ def logs(
         task = bar.add_task(f"ingesting {path.name}", total=size)
         results = ingest_logs(lake, path, dataset=dataset, progress=lambda n: bar.advance(task, n))
     _report(results, source=str(path), dataset=dataset, as_json=as_json, title=f"ingest logs {path}")
+
+
+_HA_DB_PATH = typer.Argument(..., help="The recorder database, usually <config>/home-assistant_v2.db.")
+_HA_REGISTRY = typer.Option(
+    None, "--registry", help="Home Assistant's <config>/.storage folder (default: .storage next to DB_PATH)."
+)
+_HA_NO_REGISTRY = typer.Option(
+    False, "--no-registry", help="Ingest without registries: no rooms or groups, names from friendly_name."
+)
+_HA_HOME_ID = typer.Option(None, "--home-id", help="The home's id (default: ha- and the installation's uuid).")
+
+
+@ingest_app.command("home-assistant")
+def home_assistant(
+    ctx: typer.Context,
+    db_path: Path = _HA_DB_PATH,
+    registry: Path | None = _HA_REGISTRY,
+    no_registry: bool = _HA_NO_REGISTRY,
+    home_id: str | None = _HA_HOME_ID,
+    dataset: str = typer.Option("home-assistant", "--dataset", help="Lake dataset to write into."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Ingest a Home Assistant recorder database (schema 38+) with its area, device and entity registries.
+
+    States are streamed in chunks; 'unavailable'/'unknown' rows, attribute-only updates and
+    bookkeeping domains (sun, person, automation, ...) are skipped and counted. Ingesting the
+    same database again adds nothing.
+    """
+    from homeloop.adapters.home_assistant import ingest_installation, read_recorder
+
+    lake = Lake(_common.workspace(ctx).lake)
+    installation = read_recorder(db_path, registry, allow_missing_registry=no_registry, home_id=home_id)
+    low, high = installation.state_id_range()
+    with _common.progress(quiet=as_json) as bar:
+        task = bar.add_task(f"reading {db_path.name}", total=max(high - low + 1, 0))
+        results = ingest_installation(lake, installation, dataset=dataset, progress=lambda n: bar.advance(task, n))
+    extra = {
+        "home_id": installation.home_id,
+        "schema_version": installation.schema_version,
+        "entities": len(installation.entities),
+        "excluded_entities": len(installation.excluded_entities),
+        "skipped_rows": dict(installation.skipped),
+    }
+    title = f"ingest home-assistant {db_path}"
+    _report(results, source=str(db_path), dataset=dataset, as_json=as_json, title=title, extra=extra)
+
+
+_HOUSES = typer.Option(
+    None, "--house", help="A vendored house, A (van Kasteren) or D (MIT); repeat for several (default: A and D)."
+)
+
+
+@ingest_app.command("houses")
+def houses(
+    ctx: typer.Context,
+    house: list[str] | None = _HOUSES,
+    dataset: str = typer.Option("houses", "--dataset", help="Lake dataset to write into."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Ingest the real sensor timelines of the van Kasteren and MIT houses: homes, devices, on/off events.
+
+    House D's rooms are ground truth. Rows with a negative duration are quarantined; ingesting
+    the same houses again adds nothing.
+    """
+    from homeloop.adapters.houses import ingest_houses
+
+    names = house or ["A", "D"]
+    lake = Lake(_common.workspace(ctx).lake)
+    with _common.progress(quiet=as_json) as bar:
+        task = bar.add_task("ingesting houses", total=len(names))
+        results = ingest_houses(lake, names, dataset=dataset, progress=lambda n: bar.advance(task, n))
+    extra = {"houses": [str(n).upper() for n in names]}
+    _report(results, source="van_kasteren_mit", dataset=dataset, as_json=as_json, title="ingest houses", extra=extra)
