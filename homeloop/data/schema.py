@@ -210,6 +210,9 @@ TRUTH_TURNS = Table(
         _f("success", "bool"),
         _f("asr_error", "str", True, ASR_ERROR_KINDS),
         _f("target_device_id", "str", False),
+        _f("kind", "str", True, ("request", "rephrase", "reaction", "false_wake"),
+           doc="a first request, a rephrase of it, a reaction such as 'no', or TV speech that woke the assistant"),
+        _f("attempt", "int", doc="0 for the first request of a goal, then 1, 2, ... for each rephrase"),
     ),
     key=("turn_id",),
     partition_by="time",
@@ -323,7 +326,7 @@ def _check_value(f: Field, value: Any) -> Any:
     if kind in ("time", "localtime"):
         try:
             return _parse_time(value, aware=kind == "time")
-        except ValueError as exc:
+        except (ValueError, OverflowError, OSError) as exc:
             raise SchemaError(f"field {f.name!r}: {value!r} is not a valid time: {exc}") from None
     if kind == "str_list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
