@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -53,6 +54,30 @@ def _tables(database) -> set[str]:
         return set(sa.inspect(conn).get_table_names())
 
 
+def _run_together(functions, *, timeout_s: float = 60.0) -> list:
+    """Start each function in its own thread at the same moment; return their results in order or raise."""
+    barrier = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = functions[i]()
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(functions))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"threads still running after {timeout_s} s (deadlock?)"
+    assert not errors, errors
+    return results
+
+
 # ---------------------------------------------------------------- migrations
 
 
@@ -83,6 +108,16 @@ def test_open_upgrades_by_default_and_is_idempotent(database_url):
         assert second.current_revision() == head_revision()
 
 
+def test_processes_opening_a_fresh_database_together_migrate_it_once(database_url):
+    """Service workers starting at once all upgrade on open; one migrates, the others wait and find it done."""
+
+    def opener() -> str | None:
+        with open_database(database_url) as database:
+            return database.current_revision()
+
+    assert _run_together([opener] * 3) == ["0001"] * 3
+
+
 def test_models_match_the_migrations(db):
     """The declarative models and the migration scripts describe the same schema."""
     with db.engine.connect() as conn:
@@ -104,6 +139,8 @@ def test_database_from_a_newer_homeloop_is_refused(db):
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
     with open_database(db.engine.url, upgrade=False) as again, pytest.raises(DatabaseError, match="newer homeloop"):
         ModelRegistry(again).list()
+    with pytest.raises(DatabaseError, match=r"at migration '9999', which this version of homeloop does not know"):
+        open_database(db.engine.url)  # and upgrading it is refused too
 
 
 def test_unreachable_postgres_names_the_url_without_password():
@@ -222,26 +259,16 @@ def test_concurrent_registers_never_share_a_version(database_url, artefact):
     """Two writers, each with its own engine (as two processes would have), register at once."""
     per_writer = 12
     databases = [open_database(database_url), open_database(database_url, upgrade=False)]
-    barrier = threading.Barrier(len(databases))
-    errors: list[BaseException] = []
 
-    def writer(database) -> None:
-        try:
-            barrier.wait()
-            for _ in range(per_writer):
-                ModelRegistry(database).register("nlu", artefact, kind="intent-slot")
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def writer(database) -> list[int]:
+        return [
+            ModelRegistry(database).register("nlu", artefact, kind="intent-slot").version for _ in range(per_writer)
+        ]
 
-    threads = [threading.Thread(target=writer, args=(d,)) for d in databases]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
     try:
-        assert not errors, errors
-        versions = [r.version for r in ModelRegistry(databases[0]).list("nlu")]
-        assert versions == list(range(1, per_writer * len(databases) + 1))
+        taken = _run_together([lambda d=d: writer(d) for d in databases])
+        assert sorted(v for versions in taken for v in versions) == list(range(1, per_writer * len(databases) + 1))
+        assert [r.version for r in ModelRegistry(databases[0]).list("nlu")] == list(range(1, 2 * per_writer + 1))
     finally:
         for d in databases:
             d.dispose()

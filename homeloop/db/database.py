@@ -41,6 +41,7 @@ MIGRATIONS_PATH = Path(__file__).resolve().with_name("migrations")
 VERSION_TABLE = "homeloop_alembic_version"
 _SQLITE_BEGIN = "homeloop_sqlite_begin"  # execution option read by the SQLite "begin" hook
 _PG_CONNECT_TIMEOUT_S = 10
+_MIGRATION_LOCK = 0x686F6D656C6F6F70  # PostgreSQL advisory lock key held while migrating ("homeloop")
 
 
 def _parse_url(url: str | sa.URL) -> sa.URL:
@@ -92,6 +93,11 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships migrations
         raise DatabaseError(f"no migrations found in {MIGRATIONS_PATH}")
     return head
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return frozenset(rev.revision for rev in ScriptDirectory(str(MIGRATIONS_PATH)).walk_revisions())
 
 
 class Database:
@@ -166,12 +172,7 @@ class Database:
             return
         current, head = self.current_revision(), head_revision()
         if current != head:
-            known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS_PATH)).walk_revisions()}
-            if current is not None and current not in known:
-                raise DatabaseError(
-                    f"database {self.url} is at migration {current!r}, which this version of homeloop does not know "
-                    f"(its newest is {head!r}); was it migrated by a newer homeloop?"
-                )
+            self._refuse_unknown(current)
             raise DatabaseError(
                 f"database {self.url} is at migration {current!r}, expected {head!r}: run `homeloop db upgrade` "
                 "(or open it with open_database(url, upgrade=True))"
@@ -180,19 +181,34 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the database forward to ``revision`` (default: the newest)."""
+        self._refuse_unknown(self.current_revision())
         self._migrate(command.upgrade, revision)
+
+    def _refuse_unknown(self, current: str | None) -> None:
+        if current is not None and current not in _known_revisions():
+            raise DatabaseError(
+                f"database {self.url} is at migration {current!r}, which this version of homeloop does not know "
+                f"(its newest is {head_revision()!r}); was it migrated by a newer homeloop?"
+            )
 
     def downgrade(self, revision: str = "base") -> None:
         """Migrate the database back to ``revision`` (``"base"``: drop every homeloop table)."""
         self._migrate(command.downgrade, revision)
 
     def _migrate(self, fn: Any, revision: str) -> None:
+        # One migrator at a time: processes that open a fresh database together
+        # (service workers, parallel commands) wait here, then find it migrated.
         self._checked = False
-        with self._translate("migrate"), self.engine.begin() as conn:
-            try:
-                fn(alembic_config(self.engine.url, connection=conn), revision)
-            except CommandError as exc:
-                raise DatabaseError(f"cannot migrate database {self.url} to {revision!r}: {exc}") from None
+        with self._translate("migrate"), self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(**{_SQLITE_BEGIN: "BEGIN IMMEDIATE"})
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                try:
+                    fn(alembic_config(self.engine.url, connection=conn), revision)
+                except CommandError as exc:
+                    raise DatabaseError(f"cannot migrate database {self.url} to {revision!r}: {exc}") from None
 
     # ------------------------------------------------------------ figures
 
@@ -275,7 +291,7 @@ def open_database(url: str | sa.URL, *, upgrade: bool = True, echo: bool = False
     try:
         with db._translate("connect to"), engine.connect():
             pass
-        if upgrade:
+        if upgrade and not db.is_current():
             db.upgrade()
     except BaseException:
         engine.dispose()
