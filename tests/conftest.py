@@ -57,3 +57,15 @@ def database_url(request, tmp_path) -> str:
         with admin.connect() as con:
             con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def fast_nlu():
+    """The assistant's real NLU (fast encoder) trained on HWU64's train split, once per test session."""
+    import torch
+
+    from homeloop.datasets import load_hwu64
+    from homeloop.nlu import IntentSlotModel
+
+    torch.set_num_threads(2)
+    return IntentSlotModel(encoder="fast", epochs=4, seed=0).fit(load_hwu64("train"))

@@ -104,3 +104,20 @@ def run(app: typer.Typer) -> None:
     except HomeloopError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(2) from None
+
+
+class TrainingProgress:
+    """A training-loop callback (see :class:`homeloop.training.TrainingCallback`) that drives a rich bar."""
+
+    def __init__(self, bar: Progress, description: str = "training") -> None:
+        self.bar, self.description, self.task = bar, description, None
+
+    def on_train_begin(self, state) -> None:
+        total = state.epochs * state.batches_per_epoch if state.batches_per_epoch else None
+        self.task = self.bar.add_task(self.description, total=total)
+
+    def on_batch_end(self, state) -> None:
+        self.bar.update(self.task, advance=1, description=f"{self.description} (epoch {state.epoch + 1})")
+
+    def on_train_end(self, state) -> None:
+        self.bar.update(self.task, completed=self.bar.tasks[self.task].total)

@@ -61,7 +61,7 @@ FAILURE_POINTS = ("none", "wake_word", "asr", "nlu", "entity_resolution", "resul
 ASR_ERROR_KINDS = ("none", "random", "systematic", "personal")
 PRESENCE_STATES = ("home", "away", "asleep")
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 _PAIR_FIELDS = {
     "slots": ("name", "value"),
     "resolved_entities": ("mention", "entity_id"),

@@ -1,0 +1,56 @@
+"""Simulator throughput: turns per second with the NLU cached per distinct text, beside the same world
+re-running the NLU for every turn (the straightforward way), in one run; prints the ratio.
+
+    python benchmarks/simulator_throughput.py --homes 200 --days 14          # side by side
+    python benchmarks/simulator_throughput.py --homes 3000 --days 30 --cached-only   # ~1M turns
+
+The assistant's NLU is the real fast-encoder model, trained once on HWU64's train split first
+(its training time is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+from homeloop.datasets import load_hwu64
+from homeloop.nlu import IntentSlotModel
+from homeloop.world import WorldConfig, simulate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--homes", type=int, default=200)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cached-only", action="store_true", help="skip the uncached baseline (for big runs)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    model = IntentSlotModel(encoder="fast", seed=0).fit(load_hwu64("train"))
+    config = WorldConfig(homes=args.homes, days=args.days, seed=args.seed)
+    runs = {}
+    for name, cache in (("cached", True), ("uncached", False)):
+        if name == "uncached" and args.cached_only:
+            continue
+        t0 = time.perf_counter()
+        result = simulate(config, nlu=model, cache_nlu=cache)
+        seconds = time.perf_counter() - t0
+        runs[name] = {"turns": result.figures["turns"], "seconds": round(seconds, 2),
+                      "turns_per_second": round(result.figures["turns"] / seconds, 1)}
+        if name == "uncached":
+            assert result.goal_outcomes() == first.goal_outcomes(), "cache changed outcomes"
+        else:
+            first = result
+    out = {"homes": args.homes, "days": args.days, "runs": runs,
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if "uncached" in runs:
+        out["speedup_cached_over_uncached"] = round(runs["uncached"]["seconds"] / runs["cached"]["seconds"], 2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

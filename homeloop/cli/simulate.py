@@ -1,0 +1,41 @@
+"""``homeloop simulate``: simulate a neighbourhood into the lake."""
+
+from __future__ import annotations
+
+import typer
+
+from homeloop.cli import _common
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(
+        ctx: typer.Context,
+        homes: int = typer.Option(20, "--homes", help="Number of homes."),
+        days: int = typer.Option(14, "--days", help="Number of days."),
+        seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same world."),
+        dataset: str = typer.Option("sim", "--dataset", help="Lake dataset to write (an older run is replaced)."),
+        as_json: bool = _common.JSON_OPTION,
+    ) -> None:
+        """Simulate homes, residents and their assistant; write logs and ground truth into the lake.
+
+        The assistant's NLU is the newest model in the workspace (trained with the fast encoder first if
+        there is none).
+        """
+        from homeloop.demo import assistant_nlu, simulate_into
+        from homeloop.world import WorldConfig
+
+        ws = _common.workspace(ctx)
+        config = WorldConfig(homes=homes, days=days, seed=seed)
+        model, path, _ = assistant_nlu(ws)
+        with _common.progress(quiet=as_json) as bar:
+            tasks: dict[str, int] = {}
+
+            def step(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = simulate_into(ws, config, model, dataset=dataset, progress=step)
+        figures = {**result.figures, "dataset": dataset, "lake": str(ws.lake / dataset), "nlu_model": str(path)}
+        _common.emit(figures, as_json=as_json, title="simulation")
