@@ -36,8 +36,14 @@ def _register(ws: Workspace, path: Path, metrics: dict[str, Any], params: dict[s
 
     db = open_database(ws.database_url)
     try:
-        ModelRegistry(db).register("nlu", path, kind=params.get("encoder", "nlu"), metrics=metrics, params=params,
-                                   data={"name": "hwu64", "split": "train"})
+        ModelRegistry(db).register(
+            "nlu",
+            path,
+            kind=params.get("encoder", "nlu"),
+            metrics=metrics,
+            params=params,
+            data={"name": "hwu64", "split": "train"},
+        )
     finally:
         db.dispose()
 
@@ -113,52 +119,77 @@ def run_demo(
     staging = new_report_dir(ws.reports)
     sections: list[Section] = []
     sim = result.figures
-    sections.append(Section(
-        "The simulated neighbourhood",
-        [f"{sim['homes']} homes, {sim['residents']} residents and {sim['devices']} devices over {sim['days']} days: "
-         f"{sim['turns']} turns to the assistant and {sim['device_events']} device events, simulated in "
-         f"{sim['seconds']} s ({sim['turns_per_second']} turns/s). Seed {config.seed}."],
-        tables=[("Run", ["figure", "value"], [[k, v] for k, v in sim.items()])],
-    ))
+    sections.append(
+        Section(
+            "The simulated neighbourhood",
+            [
+                f"{sim['homes']} homes, {sim['residents']} residents and {sim['devices']} devices over {sim['days']} days: "
+                f"{sim['turns']} turns to the assistant and {sim['device_events']} device events, simulated in "
+                f"{sim['seconds']} s ({sim['turns_per_second']} turns/s). Seed {config.seed}."
+            ],
+            tables=[("Run", ["figure", "value"], [[k, v] for k, v in sim.items()])],
+        )
+    )
     figs.defects_by_failure_point(truth, staging / "defects.png")
-    sections.append(Section(
-        "Defects by failure point",
-        [f"{defects['requests']} requests (first tries and rephrases); {100 * defects['defect_rate']:.1f}% failed. "
-         f"{100 * defects['goal_success_rate']:.1f}% of residents' goals were met in the end. The failure point is "
-         "the first component that failed irrecoverably (simulator ground truth, never read by learning code)."],
-        tables=[("Turns by failure point", ["failure point", "turns"],
-                 [[k, v] for k, v in defects["failure_points"].items()])],
-        figures=[("defects.png", "Share of requests by the first component that failed irrecoverably")],
-    ))
+    sections.append(
+        Section(
+            "Defects by failure point",
+            [
+                f"{defects['requests']} requests (first tries and rephrases); {100 * defects['defect_rate']:.1f}% failed. "
+                f"{100 * defects['goal_success_rate']:.1f}% of residents' goals were met in the end. The failure point is "
+                "the first component that failed irrecoverably (simulator ground truth, never read by learning code)."
+            ],
+            tables=[
+                (
+                    "Turns by failure point",
+                    ["failure point", "turns"],
+                    [[k, v] for k, v in defects["failure_points"].items()],
+                )
+            ],
+            figures=[("defects.png", "Share of requests by the first component that failed irrecoverably")],
+        )
+    )
     events, devices, presence = (t[n].to_pandas() for n in ("device_events", "devices", "truth_presence"))
     per_home = devices[devices["type"] != "speaker"].groupby("home_id").size()
     home_id = str(per_home.sort_values().index[len(per_home) * 3 // 4])
     start = dt.datetime.combine(config.start + dt.timedelta(days=min(2, config.days - 1)), dt.time(), dt.UTC)
     end = start + dt.timedelta(days=min(2, config.days))
     figs.device_timelines(events, devices, presence, home_id, start, end, staging / "timeline.png")
-    sections.append(Section(
-        "One home's devices",
-        [f"Home {home_id}: when each device was on, coloured by who switched it; grey when everyone slept, "
-         "beige when everyone was away."],
-        figures=[("timeline.png", f"Device timelines of home {home_id}")],
-    ))
+    sections.append(
+        Section(
+            "One home's devices",
+            [
+                f"Home {home_id}: when each device was on, coloured by who switched it; grey when everyone slept, "
+                "beige when everyone was away."
+            ],
+            figures=[("timeline.png", f"Device timelines of home {home_id}")],
+        )
+    )
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
     counts = nlu_metrics.get("per_intent_count", {})
     if per_intent:
         figs.nlu_accuracy_by_scenario(per_intent, counts, staging / "nlu.png")
-    sections.append(Section(
-        "The assistant's NLU",
-        [f"Model {model_path.parent.name}/{model_path.name} ({encoder} encoder), trained on HWU64's train split and "
-         "scored on its test split; published BERT-base fine-tuning reaches roughly 90-92% intent accuracy there."],
-        tables=[("HWU64 test", ["metric", "value"],
-                 [[k, v] for k, v in nlu_metrics.items() if not isinstance(v, dict)])],
-        figures=[("nlu.png", "Intent accuracy by scenario")] if per_intent else [],
-    ))
+    sections.append(
+        Section(
+            "The assistant's NLU",
+            [
+                f"Model {model_path.parent.name}/{model_path.name} ({encoder} encoder), trained on HWU64's train split and "
+                "scored on its test split; published BERT-base fine-tuning reaches roughly 90-92% intent accuracy there."
+            ],
+            tables=[
+                ("HWU64 test", ["metric", "value"], [[k, v] for k, v in nlu_metrics.items() if not isinstance(v, dict)])
+            ],
+            figures=[("nlu.png", "Intent accuracy by scenario")] if per_intent else [],
+        )
+    )
     index = write_report(staging, sections, name="demo", title="homeloop demo")
     return {
         "report": str(index),
-        "nlu": {"path": str(model_path), "intent_accuracy": nlu_metrics.get("intent_accuracy"),
-                "slot_f1": nlu_metrics.get("slot_f1")},
+        "nlu": {
+            "path": str(model_path),
+            "intent_accuracy": nlu_metrics.get("intent_accuracy"),
+            "slot_f1": nlu_metrics.get("slot_f1"),
+        },
         "simulation": sim,
         "defects": defects,
     }

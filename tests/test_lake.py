@@ -13,13 +13,25 @@ from homeloop.errors import InvalidInputError, SchemaError
 
 
 def _event(i: int, day: int = 1, **extra):
-    return {"device_id": f"d{i % 3}", "home_id": "h1", "time": f"2026-03-{day:02d}T{i % 24:02d}:{i % 60:02d}:00+00:00",
-            "state": "on" if i % 2 else "off", "source": "manual", **extra}
+    return {
+        "device_id": f"d{i % 3}",
+        "home_id": "h1",
+        "time": f"2026-03-{day:02d}T{i % 24:02d}:{i % 60:02d}:00+00:00",
+        "state": "on" if i % 2 else "off",
+        "source": "manual",
+        **extra,
+    }
 
 
 def test_bad_rows_go_to_quarantine_with_line_and_reason(lake):
-    records = [(1, _event(1)), (2, _event(2, time="yesterday")), (3, _event(3, colour="red")),
-               (4, {"device_id": "d1"}), (5, _event(5, source="telepathy")), (6, _event(6))]
+    records = [
+        (1, _event(1)),
+        (2, _event(2, time="yesterday")),
+        (3, _event(3, colour="red")),
+        (4, {"device_id": "d1"}),
+        (5, _event(5, source="telepathy")),
+        (6, _event(6)),
+    ]
     result = lake.ingest("real", "device_events", records, source="events.jsonl")
     assert (result.rows_in, result.written, result.quarantined) == (6, 2, 4)
     lines = [json.loads(x) for x in result.quarantine_path.read_text().splitlines()]
@@ -106,8 +118,15 @@ def test_every_table_round_trips_through_validation(name):
 
 def test_slots_accept_object_or_list_and_keep_repeats():
     tbl = table("turns")
-    base = {"turn_id": "t", "session_id": "s", "user_id": "u", "home_id": "h", "device_id": "d",
-            "time": 0, "asr_text": "email james and james"}
+    base = {
+        "turn_id": "t",
+        "session_id": "s",
+        "user_id": "u",
+        "home_id": "h",
+        "device_id": "d",
+        "time": 0,
+        "asr_text": "email james and james",
+    }
     a = validate_record(tbl, {**base, "slots": {"person": "james"}})
     b = validate_record(tbl, {**base, "slots": [{"name": "person", "value": "james"}] * 2})
     assert a["slots"] == [{"name": "person", "value": "james"}]

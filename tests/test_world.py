@@ -34,7 +34,9 @@ def test_turn_marked_correct_succeeded(world):
     for _, r in device_ok.iterrows():
         assert [e["entity_id"] for e in r.resolved_entities] == [r.target_device_id]
         action = "on" if r.intent in ("iot_hue_lighton", "iot_wemo_on", "iot_coffee", "iot_cleaning") else "off"
-        true_action = "on" if r.true_intent in ("iot_hue_lighton", "iot_wemo_on", "iot_coffee", "iot_cleaning") else "off"
+        true_action = (
+            "on" if r.true_intent in ("iot_hue_lighton", "iot_wemo_on", "iot_coffee", "iot_cleaning") else "off"
+        )
         assert action == true_action
     info_ok = ok[ok.target_device_id.isna()]
     assert (info_ok.intent == info_ok.true_intent).all()
@@ -53,7 +55,9 @@ def test_systematic_confusion_recurs_across_residents(world):
     systematic = dict(SYSTEMATIC_CONFUSIONS)
     recurring = 0
     for heard_as_word, misheard in systematic.items():
-        hit = rows[rows.true_text.str.contains(rf"\b{heard_as_word}\b") & rows.asr_text.str.contains(rf"\b{misheard}\b")]
+        hit = rows[
+            rows.true_text.str.contains(rf"\b{heard_as_word}\b") & rows.asr_text.str.contains(rf"\b{misheard}\b")
+        ]
         if hit.user_id.nunique() >= 2:
             recurring += 1
     assert recurring >= 1
@@ -103,8 +107,12 @@ def test_replay_with_a_rewriter_changes_only_what_it_touches(world, fast_nlu):
     fired = pc.sum(pc.is_valid(replay.tables["turns"]["rewritten_from"])).as_py()
     assert fired > 0
     # goals whose turns the rewriter never touched keep their outcome
-    touched = set(replay.tables["truth_turns"].to_pandas().merge(
-        replay.tables["turns"].to_pandas()[lambda d: d.rewritten_from.notna()], on="turn_id").goal_id)
+    touched = set(
+        replay.tables["truth_turns"]
+        .to_pandas()
+        .merge(replay.tables["turns"].to_pandas()[lambda d: d.rewritten_from.notna()], on="turn_id")
+        .goal_id
+    )
     assert all(before[g] == after[g] for g in before if g not in touched)
 
 

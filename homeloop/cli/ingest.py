@@ -11,6 +11,8 @@ that calls its adapter and ends with ``_report(results, ...)``.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ingest_app, name="ingest")
 
 
+def _log_ingestion(ctx: typer.Context, results: Mapping[str, IngestResult], *, source: str, dataset: str,
+                   started_at: dt.datetime) -> None:
+    """Record each table's ingestion in the operational database (source file's SHA-256 when it is a file)."""
+    from homeloop.db import open_database, record_ingestion
+
+    path = Path(source)
+    digest = None
+    if path.is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = h.hexdigest()
+    db = open_database(_common.workspace(ctx).database_url)
+    try:
+        for result in results.values():
+            record_ingestion(db, result, dataset=dataset, source=source, sha256=digest, started_at=started_at)
+    finally:
+        db.dispose()
+
+
 def _report(
     results: Mapping[str, IngestResult],
     *,
@@ -39,8 +62,13 @@ def _report(
     as_json: bool,
     title: str,
     extra: Mapping[str, Any] | None = None,
+    ctx: typer.Context | None = None,
+    started_at: dt.datetime | None = None,
 ) -> None:
-    """Print per-table and total counts (``--json``: one object on stdout); warn on stderr about quarantined rows."""
+    """Log the ingestion in the database, then print per-table and total counts (``--json``: one object on
+    stdout); warn on stderr about quarantined rows."""
+    if ctx is not None:
+        _log_ingestion(ctx, results, source=source, dataset=dataset, started_at=started_at or dt.datetime.now(dt.UTC))
     tables = {name: r.as_dict() for name, r in results.items()}
     for row in tables.values():
         row.pop("table", None)
@@ -73,12 +101,14 @@ def logs(
     """
     from homeloop.adapters.jsonl_logs import ingest_logs
 
+    started = dt.datetime.now(dt.UTC)
     lake = Lake(_common.workspace(ctx).lake)
     size = path.stat().st_size if path.is_file() else None
     with _common.progress(quiet=as_json) as bar:
         task = bar.add_task(f"ingesting {path.name}", total=size)
         results = ingest_logs(lake, path, dataset=dataset, progress=lambda n: bar.advance(task, n))
-    _report(results, source=str(path), dataset=dataset, as_json=as_json, title=f"ingest logs {path}")
+    _report(results, source=str(path), dataset=dataset, as_json=as_json, title=f"ingest logs {path}", ctx=ctx,
+            started_at=started)
 
 
 _HA_DB_PATH = typer.Argument(..., help="The recorder database, usually <config>/home-assistant_v2.db.")
@@ -109,6 +139,7 @@ def home_assistant(
     """
     from homeloop.adapters.home_assistant import ingest_installation, read_recorder
 
+    started = dt.datetime.now(dt.UTC)
     lake = Lake(_common.workspace(ctx).lake)
     installation = read_recorder(db_path, registry, allow_missing_registry=no_registry, home_id=home_id)
     low, high = installation.state_id_range()
@@ -123,7 +154,8 @@ def home_assistant(
         "skipped_rows": dict(installation.skipped),
     }
     title = f"ingest home-assistant {db_path}"
-    _report(results, source=str(db_path), dataset=dataset, as_json=as_json, title=title, extra=extra)
+    _report(results, source=str(db_path), dataset=dataset, as_json=as_json, title=title, extra=extra, ctx=ctx,
+            started_at=started)
 
 
 _HOUSES = typer.Option(
@@ -146,9 +178,11 @@ def houses(
     from homeloop.adapters.houses import ingest_houses
 
     names = house or ["A", "D"]
+    started = dt.datetime.now(dt.UTC)
     lake = Lake(_common.workspace(ctx).lake)
     with _common.progress(quiet=as_json) as bar:
         task = bar.add_task("ingesting houses", total=len(names))
         results = ingest_houses(lake, names, dataset=dataset, progress=lambda n: bar.advance(task, n))
     extra = {"houses": [str(n).upper() for n in names]}
-    _report(results, source="van_kasteren_mit", dataset=dataset, as_json=as_json, title="ingest houses", extra=extra)
+    _report(results, source="van_kasteren_mit", dataset=dataset, as_json=as_json, title="ingest houses", extra=extra,
+            ctx=ctx, started_at=started)

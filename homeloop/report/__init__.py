@@ -45,7 +45,9 @@ def _render(title: str, sections: Sequence[Section], created: str) -> str:
         "figcaption{font-size:12px;color:#555;margin-bottom:1.5em}h2{border-bottom:1px solid #ddd}</style>",
         "</head><body>",
         f"<h1>{html.escape(title)}</h1><p><small>written {html.escape(created)}</small></p>",
-        "<ul>" + "".join(f"<li><a href='#s{i}'>{html.escape(s.title)}</a></li>" for i, s in enumerate(sections)) + "</ul>",
+        "<ul>"
+        + "".join(f"<li><a href='#s{i}'>{html.escape(s.title)}</a></li>" for i, s in enumerate(sections))
+        + "</ul>",
     ]
     for i, s in enumerate(sections):
         parts.append(f"<h2 id='s{i}'>{html.escape(s.title)}</h2>")
@@ -56,8 +58,10 @@ def _render(title: str, sections: Sequence[Section], created: str) -> str:
             parts += ["<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows]
             parts.append("</table>")
         for name, caption in s.figures:
-            parts.append(f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -74,7 +78,7 @@ def write_report(staging: Path, sections: Sequence[Section], *, name: str, title
 
     A previous report of the same name is replaced only once the new one is complete.
     """
-    created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     (staging / "index.html").write_text(_render(title, sections, created), encoding="utf-8")
     final = staging.parent / name
     if final.exists():

@@ -32,16 +32,30 @@ def defects_by_failure_point(truth: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     bars = ax.bar(_STAGES, [100 * s for s in shares], color="#c0504d")
     for bar, share in zip(bars, shares, strict=True):
-        ax.annotate(f"{100 * share:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{100 * share:.1f}%",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylabel("% of requests")
     ax.set_title("Where requests failed first (simulator ground truth)")
     ax.tick_params(axis="x", labelsize=8)
     return _save(fig, path)
 
 
-def device_timelines(events: pd.DataFrame, devices: pd.DataFrame, presence: pd.DataFrame, home_id: str,
-                     start: dt.datetime, end: dt.datetime, path: Path, *, hunches: pd.DataFrame | None = None) -> Path:
+def device_timelines(
+    events: pd.DataFrame,
+    devices: pd.DataFrame,
+    presence: pd.DataFrame,
+    home_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    path: Path,
+    *,
+    hunches: pd.DataFrame | None = None,
+) -> Path:
     """One home's devices over a window: on-intervals per device, shaded when everyone is asleep or away."""
     ev = events[(events["home_id"] == home_id)].sort_values("time")
     devs = devices[(devices["home_id"] == home_id) & (devices["type"] != "speaker")].sort_values("name")
@@ -57,8 +71,13 @@ def device_timelines(events: pd.DataFrame, devices: pd.DataFrame, presence: pd.D
             elif not is_on and on_since is not None:
                 lo, hi = max(on_since, start), min(e["time"], end)
                 if hi > lo:
-                    ax.barh(row, mdates.date2num(hi) - mdates.date2num(lo), left=mdates.date2num(lo), height=0.6,
-                            color=colors.get(source, "#7f7f7f"))
+                    ax.barh(
+                        row,
+                        mdates.date2num(hi) - mdates.date2num(lo),
+                        left=mdates.date2num(lo),
+                        height=0.6,
+                        color=colors.get(source, "#7f7f7f"),
+                    )
                 on_since = None
     pres = presence[presence["home_id"] == home_id]
     if len(pres):
@@ -80,8 +99,15 @@ def device_timelines(events: pd.DataFrame, devices: pd.DataFrame, presence: pd.D
     ax.tick_params(axis="x", labelsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
     handles += [plt.Rectangle((0, 0), 1, 1, color="#dddddd"), plt.Rectangle((0, 0), 1, 1, color="#f5e6c8")]
-    ax.legend(handles, [*colors, "all asleep", "all away"], fontsize=7, loc="upper left", ncols=6,
-              bbox_to_anchor=(0, 1.12), frameon=False)
+    ax.legend(
+        handles,
+        [*colors, "all asleep", "all away"],
+        fontsize=7,
+        loc="upper left",
+        ncols=6,
+        bbox_to_anchor=(0, 1.12),
+        frameon=False,
+    )
     ax.set_title(f"Home {home_id}: device on-times (UTC) by source", pad=22)
     return _save(fig, path)
 

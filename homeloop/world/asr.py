@@ -104,8 +104,5 @@ class Recognizer:
                 confidence -= 0.6 / max(len(words), 1)
             out = noisy
         heard = " ".join(out)
-        if heard == text:
-            kind = "none"
-        else:
-            kind = next(k for k in ("systematic", "personal", "random") if k in kinds)
+        kind = "none" if heard == text else next(k for k in ("systematic", "personal", "random") if k in kinds)
         return Hearing(heard, round(min(max(confidence, 0.05), 0.99), 3), kind)

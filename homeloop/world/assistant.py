@@ -23,13 +23,58 @@ OFF_INTENTS = frozenset({"iot_hue_lightoff", "iot_wemo_off"})
 MEDIA_INTENTS = frozenset({"play_music", "play_radio", "play_podcasts", "play_audiobook"})
 # words that stand for a device type when no name matches ("make me a coffee")
 TYPE_WORDS = {
-    "coffee": "coffee_maker", "espresso": "coffee_maker", "vacuum": "vacuum", "clean": "vacuum",
-    "cleaning": "vacuum", "hoover": "vacuum", "tv": "tv", "television": "tv", "fan": "fan",
+    "coffee": "coffee_maker",
+    "espresso": "coffee_maker",
+    "vacuum": "vacuum",
+    "clean": "vacuum",
+    "cleaning": "vacuum",
+    "hoover": "vacuum",
+    "tv": "tv",
+    "television": "tv",
+    "fan": "fan",
 }
 INTENT_TYPES = {"iot_coffee": "coffee_maker", "iot_cleaning": "vacuum"}
 _FUNCTION_WORDS = frozenset(
-    "a an the my our please turn switch on off activate deactivate up down make go toggle start new could can "
-    "you would will to in of and olly now set get put for me it is be".split()
+    [
+        "a",
+        "an",
+        "the",
+        "my",
+        "our",
+        "please",
+        "turn",
+        "switch",
+        "on",
+        "off",
+        "activate",
+        "deactivate",
+        "up",
+        "down",
+        "make",
+        "go",
+        "toggle",
+        "start",
+        "new",
+        "could",
+        "can",
+        "you",
+        "would",
+        "will",
+        "to",
+        "in",
+        "of",
+        "and",
+        "olly",
+        "now",
+        "set",
+        "get",
+        "put",
+        "for",
+        "me",
+        "it",
+        "is",
+        "be",
+    ]
 )
 _PLURAL = re.compile(r"(?<=[a-z])s$")
 
@@ -77,9 +122,7 @@ def _state_word(device: SimDevice, action: str) -> str:
     return action
 
 
-def resolve_device(
-    home: SimHome, mention: str, intent: str
-) -> SimDevice | None:
+def resolve_device(home: SimHome, mention: str, intent: str) -> SimDevice | None:
     """Entity resolution: the home's device whose name best matches the mention.
 
     Names are compared as word sets (plural ``s`` dropped), with words that name no
@@ -148,12 +191,22 @@ def respond(
                 device = resolve_device(home, spoken, intent)
             mention = mention or spoken
         if device is None:
-            return Outcome(intent, confidence, slots, (), f"Sorry, I couldn't find a device called {mention}.",
-                           "error", False)
+            return Outcome(
+                intent, confidence, slots, (), f"Sorry, I couldn't find a device called {mention}.", "error", False
+            )
         state = _state_word(device, action)
         success = request.kind == "device" and device is request.target and action == request.action
-        return Outcome(intent, confidence, slots, ((mention, device.device_id),),
-                       f"OK, {device.name} is {state}.", "action", success, device, state)
+        return Outcome(
+            intent,
+            confidence,
+            slots,
+            ((mention, device.device_id),),
+            f"OK, {device.name} is {state}.",
+            "action",
+            success,
+            device,
+            state,
+        )
     # everything else is answered
     correct_intent = request.kind == "info" and intent == request.true_intent
     result_ok = True
@@ -162,8 +215,9 @@ def respond(
             result_ok = False  # played the song where the video was meant
         elif request.ambiguous_item:
             result_ok = False  # the wrong one of several items with the same name
-    return Outcome(intent, confidence, slots, (), f"Here is what I found for {intent}.", "answer",
-                   correct_intent and result_ok)
+    return Outcome(
+        intent, confidence, slots, (), f"Here is what I found for {intent}.", "answer", correct_intent and result_ok
+    )
 
 
 def failure_point(success_with_oracles: list[bool], *, false_wake: bool) -> str:

@@ -40,8 +40,14 @@ class WorldConfig:
             raise InvalidInputError(f"homes: expected at least 1, got {self.homes}")
         if self.days < 1:
             raise InvalidInputError(f"days: expected at least 1, got {self.days}")
-        for name in ("forget_probability", "vague_name_probability", "accent_probability",
-                     "systematic_probability", "personal_probability", "nlu_reject_below"):
+        for name in (
+            "forget_probability",
+            "vague_name_probability",
+            "accent_probability",
+            "systematic_probability",
+            "personal_probability",
+            "nlu_reject_below",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidInputError(f"{name}: expected a probability in [0, 1], got {value}")

@@ -172,7 +172,8 @@ def build_homes(config: WorldConfig) -> list[SimHome]:
             grouped.append(dataclasses.replace(d, groups=tuple(groups)))
         n_speakers = 1 if n <= 2 else rnd.randint(1, 3)
         speakers = tuple(
-            Speaker(f"{home_id}-s{j}", name, room, screen) for j, (name, room, screen) in enumerate(SPEAKERS[:n_speakers])
+            Speaker(f"{home_id}-s{j}", name, room, screen)
+            for j, (name, room, screen) in enumerate(SPEAKERS[:n_speakers])
         )
         n_res = rnd.choices((1, 2, 3, 4), weights=(0.3, 0.35, 0.2, 0.15))[0]
         residents = tuple(_resident(config, h, r) for r in range(n_res))

@@ -109,9 +109,7 @@ class Phrasebook:
     def __init__(self) -> None:
         templates = sorted(set(_ha_templates() + _hwu_templates()), key=lambda t: (t.action, t.source, t.text))
         self.device_templates = {a: [t for t in templates if t.action == a] for a in ("on", "off")}
-        self.named_templates = {
-            a: [t for t in ts if "{room}" not in t.text] for a, ts in self.device_templates.items()
-        }
+        self.named_templates = {a: [t for t in ts if "{room}" not in t.text] for a, ts in self.device_templates.items()}
         hwu_test = load_hwu64("test")
         info: dict[str, list[Utterance]] = {}
         for u in hwu_test:

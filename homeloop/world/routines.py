@@ -260,7 +260,13 @@ def simulate_routines(home: SimHome, config: WorldConfig) -> HomeTimeline:
         if dev.archetype.name == "lamp_plug" and lamp is not None:
             rnd = stream(config.seed, "follow", home.index, dev.device_id)
             per_device[dev.device_id] = [
-                Interval(dev, iv.start + rnd.uniform(0.005, 0.03), iv.end + rnd.uniform(0.005, 0.03), "automation", "automation")
+                Interval(
+                    dev,
+                    iv.start + rnd.uniform(0.005, 0.03),
+                    iv.end + rnd.uniform(0.005, 0.03),
+                    "automation",
+                    "automation",
+                )
                 for iv in per_device[lamp.device_id]
             ]
     for dev in home.devices:
@@ -298,8 +304,9 @@ def _make_goals(tl: HomeTimeline, days: list[_Day], config: WorldConfig) -> None
             resident = home.residents[rnd.choice(awake)]
             intent = iv.device.archetype.on_intent if action == "on" else iv.device.archetype.off_intent
             t = when - rnd.uniform(2, 6) / 3600  # the request comes a few seconds before the change
-            goal = Goal("", home, resident, t, "device", iv.device, action, intent,
-                        _pick_speaker(home, iv.device.room, rnd))
+            goal = Goal(
+                "", home, resident, t, "device", iv.device, action, intent, _pick_speaker(home, iv.device.room, rnd)
+            )
             goals.append(goal)
             voice.append((iv.device.device_id, round(when * 3600), goal))
     # other requests, while awake at home
@@ -316,8 +323,16 @@ def _make_goals(tl: HomeTimeline, days: list[_Day], config: WorldConfig) -> None
             continue
         rnd = stream(config.seed, "falsewake", iv.device.device_id, round(iv.start * 3600))
         for _ in range(_poisson(rnd, config.false_wake_rate * (iv.end - iv.start))):
-            goals.append(Goal("", home, None, rnd.uniform(iv.start, iv.end), "false_wake",
-                              speaker_index=_pick_speaker(home, iv.device.room, rnd)))
+            goals.append(
+                Goal(
+                    "",
+                    home,
+                    None,
+                    rnd.uniform(iv.start, iv.end),
+                    "false_wake",
+                    speaker_index=_pick_speaker(home, iv.device.room, rnd),
+                )
+            )
     goals.sort(key=lambda g: (g.time, g.kind, g.device.device_id if g.device else ""))
     for i, g in enumerate(goals):
         g.goal_id = f"{home.home_id}-g{i:06d}"

@@ -27,13 +27,13 @@ import pyarrow as pa
 
 from homeloop.datasets import load_hwu64, slurp_wer_distribution
 from homeloop.world.asr import Recognizer
-from homeloop.world.catalog import SYSTEMATIC_CONFUSIONS
 from homeloop.world.assistant import Outcome, Request, failure_point, respond
+from homeloop.world.catalog import SYSTEMATIC_CONFUSIONS
 from homeloop.world.config import WorldConfig
 from homeloop.world.homes import SimHome, build_homes
 from homeloop.world.language import DeviceTemplate, Phrasebook, phrasebook
-from homeloop.world.routines import Goal, HomeTimeline, simulate_routines
 from homeloop.world.rng import stream
+from homeloop.world.routines import Goal, HomeTimeline, simulate_routines
 
 __all__ = ["Rewriter", "SimulationResult", "simulate"]
 
@@ -68,8 +68,9 @@ class SimulationResult:
         """For each goal: did its last attempt succeed? (What a replay compares.)"""
         truth = self.tables["truth_turns"]
         out: dict[str, bool] = {}
-        for gid, kind, ok in zip(truth["goal_id"].to_pylist(), truth["kind"].to_pylist(),
-                                 truth["success"].to_pylist(), strict=True):
+        for gid, kind, ok in zip(
+            truth["goal_id"].to_pylist(), truth["kind"].to_pylist(), truth["success"].to_pylist(), strict=True
+        ):
             if kind in ("request", "rephrase", "false_wake"):
                 out[gid] = ok
         return out
@@ -178,7 +179,9 @@ def simulate(
         for g in tl.goals:
             rnd = stream(config.seed, "goal", g.goal_id)
             text, req = _first_utterance(g, book, rnd)
-            convs.append(_Conversation(g, req, text, g.time, kind="false_wake" if g.kind == "false_wake" else "request"))
+            convs.append(
+                _Conversation(g, req, text, g.time, kind="false_wake" if g.kind == "false_wake" else "request")
+            )
 
     cache: dict[str, tuple[str | None, float | None, tuple]] = {}
 
@@ -221,22 +224,32 @@ def simulate(
             if not outcome.success and c.kind != "false_wake":
                 t_int, t_conf, t_slots = cache[c.text]
                 oracle.append(_respond(config, home, c, t_int, t_conf, t_slots, c.text).success)
-                true_slots = ((("device", c.request.target.spoken_name),) if c.request.target else ())
+                true_slots = (("device", c.request.target.spoken_name),) if c.request.target else ()
                 oracle.append(_respond(config, home, c, c.request.true_intent, 1.0, true_slots, c.text).success)
-                oracle.append(_respond(config, home, c, c.request.true_intent, 1.0, true_slots, c.text,
-                                       er_oracle=True).success)
+                oracle.append(
+                    _respond(config, home, c, c.request.true_intent, 1.0, true_slots, c.text, er_oracle=True).success
+                )
                 oracle.append(True)
             fp = failure_point(oracle, false_wake=c.kind == "false_wake")
             rnd = stream(config.seed, "react", c.goal.goal_id, c.attempt, c.kind)
             reaction = _react(config, c, outcome, rnd, book)
             rows.append(_turn_row(c, h, rw, outcome, reaction, home))
-            truth.append({
-                "turn_id": rows[-1]["turn_id"], "time": rows[-1]["time"], "true_text": c.text,
-                "true_intent": c.request.true_intent, "true_slots": None, "goal_id": c.goal.goal_id,
-                "failure_point": fp, "success": outcome.success, "asr_error": h.kind,
-                "target_device_id": c.request.target.device_id if c.request.target else None,
-                "kind": c.kind, "attempt": c.attempt,
-            })
+            truth.append(
+                {
+                    "turn_id": rows[-1]["turn_id"],
+                    "time": rows[-1]["time"],
+                    "true_text": c.text,
+                    "true_intent": c.request.true_intent,
+                    "true_slots": None,
+                    "goal_id": c.goal.goal_id,
+                    "failure_point": fp,
+                    "success": outcome.success,
+                    "asr_error": h.kind,
+                    "target_device_id": c.request.target.device_id if c.request.target else None,
+                    "kind": c.kind,
+                    "attempt": c.attempt,
+                }
+            )
             if outcome.acted_on is not None and outcome.acted_on is not c.request.target:
                 acted.append((home, outcome.acted_on, c.time, outcome.acted_state))
             if c.kind in ("request", "rephrase", "false_wake"):
@@ -268,9 +281,17 @@ def simulate(
 
 
 def _respond(config, home, c: _Conversation, intent, conf, slots, text, *, er_oracle=False) -> Outcome:
-    return respond(home, c.request, intent=intent, confidence=conf, slots=slots, text=text,
-                   reject_below=config.nlu_reject_below, er_oracle=er_oracle,
-                   uses_screen_context=config.assistant_uses_screen_context)
+    return respond(
+        home,
+        c.request,
+        intent=intent,
+        confidence=conf,
+        slots=slots,
+        text=text,
+        reject_below=config.nlu_reject_below,
+        er_oracle=er_oracle,
+        uses_screen_context=config.assistant_uses_screen_context,
+    )
 
 
 def _react(config: WorldConfig, c: _Conversation, outcome: Outcome, rnd, book: Phrasebook) -> dict[str, Any]:
@@ -295,7 +316,7 @@ def _react(config: WorldConfig, c: _Conversation, outcome: Outcome, rnd, book: P
         say = rnd.choice(book.reactions)
         out["next"].append(_Conversation(c.goal, Request("reaction", say.intent), say.text, t, c.attempt, "reaction"))
         t += rnd.uniform(1.5, 4.0) / 3600
-    keep_trying = c.attempt + 1 < config.max_attempts and rnd.random() < c.goal.resident.persistence * (0.85 ** c.attempt)
+    keep_trying = c.attempt + 1 < config.max_attempts and rnd.random() < c.goal.resident.persistence * (0.85**c.attempt)
     if keep_trying:
         t += rnd.uniform(2.0, 12.0) / 3600
         out["next"].append(_Conversation(c.goal, c.request, _next_phrase(c, book, rnd), t, c.attempt + 1, "rephrase"))
@@ -338,17 +359,36 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
     transitions: dict[str, tuple[list[float], list[str]]] = {}
     for tl in timelines:
         h, clock = tl.home, clocks[tl.home.home_id]
-        homes_rows.append({"home_id": h.home_id, "name": f"Home {h.index}", "timezone": h.timezone, "source": "simulator"})
+        homes_rows.append(
+            {"home_id": h.home_id, "name": f"Home {h.index}", "timezone": h.timezone, "source": "simulator"}
+        )
         rnd = stream(config.seed, "config-rooms", h.index)
         for d in h.devices:
             shown = rnd.random() < (0.85 if d.informative else 0.3)
-            device_rows.append({"device_id": d.device_id, "home_id": h.home_id, "name": d.name, "type": d.type,
-                                "room": d.room if shown else None, "groups": list(d.groups)})
-            truth_dev.append({"device_id": d.device_id, "home_id": h.home_id, "archetype": d.archetype.name,
-                              "true_room": d.room})
+            device_rows.append(
+                {
+                    "device_id": d.device_id,
+                    "home_id": h.home_id,
+                    "name": d.name,
+                    "type": d.type,
+                    "room": d.room if shown else None,
+                    "groups": list(d.groups),
+                }
+            )
+            truth_dev.append(
+                {"device_id": d.device_id, "home_id": h.home_id, "archetype": d.archetype.name, "true_room": d.room}
+            )
         for s in h.speakers:
-            device_rows.append({"device_id": s.device_id, "home_id": h.home_id, "name": s.name, "type": "speaker",
-                                "room": s.room, "groups": []})
+            device_rows.append(
+                {
+                    "device_id": s.device_id,
+                    "home_id": h.home_id,
+                    "name": s.name,
+                    "type": "speaker",
+                    "room": s.room,
+                    "groups": [],
+                }
+            )
         ev: list[tuple[float, str, str, str]] = []
         for iv in tl.intervals:
             d = iv.device
@@ -356,7 +396,9 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                 if when >= 24 * config.days:
                     continue
                 gid = tl.voice_transitions.get((d.device_id, round(when * 3600)))
-                source = "automation" if by == "automation" else ("voice" if gid and goal_success.get(gid) else "manual")
+                source = (
+                    "automation" if by == "automation" else ("voice" if gid and goal_success.get(gid) else "manual")
+                )
                 state = ("unlocked" if action == "on" else "locked") if d.type == "lock" else action
                 ev.append((when, d.device_id, state, source))
         for home, dev, when, state in acted:
@@ -366,17 +408,27 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                 ev.append((when + 45 / 3600, dev.device_id, undo, "manual"))
         ev.sort()
         for when, dev_id, state, source in ev:
-            events.append({"device_id": dev_id, "home_id": h.home_id, "time": clock.utc(when), "state": state,
-                           "value": None, "source": source})
+            events.append(
+                {
+                    "device_id": dev_id,
+                    "home_id": h.home_id,
+                    "time": clock.utc(when),
+                    "state": state,
+                    "value": None,
+                    "source": source,
+                }
+            )
             times, states = transitions.setdefault(dev_id, ([], []))
             times.append(when)
             states.append(state)
         for rid, s, e, state in tl.presence:
-            presence.append({"home_id": h.home_id, "resident_id": rid, "start": clock.utc(s), "end": clock.utc(e),
-                             "state": state})
+            presence.append(
+                {"home_id": h.home_id, "resident_id": rid, "start": clock.utc(s), "end": clock.utc(e), "state": state}
+            )
         for dev, when, reason in tl.forgotten:
-            forgotten.append({"home_id": h.home_id, "device_id": dev.device_id, "time": clock.utc(when),
-                              "reason": reason})
+            forgotten.append(
+                {"home_id": h.home_id, "device_id": dev.device_id, "time": clock.utc(when), "reason": reason}
+            )
     # context of each turn: every device's state at the time, local time; then sessions
     for row, tr in zip(rows, truth, strict=True):
         h, clock, t = home_by_id[row["home_id"]], clocks[row["home_id"]], row["time"]
@@ -391,8 +443,14 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
         row["time"] = tr["time"] = clock.utc(t)
     _assign_sessions(rows)
     out = {
-        "homes": homes_rows, "devices": device_rows, "device_events": events, "turns": rows,
-        "truth_turns": truth, "truth_presence": presence, "truth_forgotten": forgotten, "truth_devices": truth_dev,
+        "homes": homes_rows,
+        "devices": device_rows,
+        "device_events": events,
+        "turns": rows,
+        "truth_turns": truth,
+        "truth_presence": presence,
+        "truth_forgotten": forgotten,
+        "truth_devices": truth_dev,
     }
     return {name: pa.Table.from_pylist(data, schema=table(name).arrow_schema) for name, data in out.items()}
 
