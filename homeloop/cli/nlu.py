@@ -117,7 +117,7 @@ def predict_command(
         raise _common.fail(str(exc)) from None
     predictions = model.predict(texts)
     figures = {
-        text: {"intent": p.intent, "confidence": p.confidence, "slots": {name: value for name, value in p.slots}}
+        text: {"intent": p.intent, "confidence": p.confidence, "slots": [[name, value] for name, value in p.slots]}
         for text, p in zip(texts, predictions, strict=True)
     }
     _common.emit(figures, as_json=as_json, title=f"NLU readings ({model.path_})")
