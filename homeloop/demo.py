@@ -8,6 +8,7 @@ The steps are library functions so that scripts can run them one by one:
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ def run_demo(
         )
     )
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
-    counts = nlu_metrics.get("per_intent_count", {})
+    counts = Counter(u.intent for u in load_hwu64("test"))
     if per_intent:
         figs.nlu_accuracy_by_scenario(per_intent, counts, staging / "nlu.png")
     sections.append(

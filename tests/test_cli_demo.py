@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import unescape
 
 import pytest
 from typer.testing import CliRunner
@@ -42,7 +43,7 @@ def test_demo_writes_a_report_with_figures(ws_with_nlu):
     summary = json.loads(out.stdout)
     index = ws_with_nlu.reports / "demo" / "index.html"
     assert summary["report"] == str(index)
-    html = index.read_text()
+    html = unescape(index.read_text())
     for section in ("Defects by failure point", "One home's devices", "The assistant's NLU"):
         assert section in html
     for png in ("defects.png", "timeline.png", "nlu.png"):

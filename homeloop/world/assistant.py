@@ -18,7 +18,8 @@ from homeloop.world.homes import SimDevice, SimHome
 
 __all__ = ["NLUPredictor", "Outcome", "Request", "respond", "failure_point"]
 
-ON_INTENTS = frozenset({"iot_hue_lighton", "iot_wemo_on", "iot_coffee", "iot_cleaning"})
+# "light up the lamp" is HWU64's brighten intent; on a light that is off, brightening switches it on
+ON_INTENTS = frozenset({"iot_hue_lighton", "iot_hue_lightup", "iot_wemo_on", "iot_coffee", "iot_cleaning"})
 OFF_INTENTS = frozenset({"iot_hue_lightoff", "iot_wemo_off"})
 MEDIA_INTENTS = frozenset({"play_music", "play_radio", "play_podcasts", "play_audiobook"})
 # words that stand for a device type when no name matches ("make me a coffee")
@@ -77,6 +78,12 @@ _FUNCTION_WORDS = frozenset(
     ]
 )
 _PLURAL = re.compile(r"(?<=[a-z])s$")
+# words that many device names share weigh less when matching ("light" alone names no device)
+_GENERIC = frozenset({"light", "lamp", "plug", "switch", "1", "2", "3", "4", "5", "6", "7", "8"})
+
+
+def _weight(words: set[str]) -> float:
+    return sum(0.4 if w in _GENERIC else 1.0 for w in words)
 
 
 class NLUPredictor(Protocol):
@@ -139,10 +146,11 @@ def resolve_device(home: SimHome, mention: str, intent: str) -> SimDevice | None
     best, best_score = None, 0.0
     for d in home.devices:
         n = _words(d.name)
-        overlap = len(m & n)
+        overlap = _weight(m & n)
         if not overlap:
             continue
-        score = overlap / len(n | (m - _words(d.room))) + 0.25 * len(m & _words(d.room)) / len(_words(d.room))
+        room = _words(d.room)
+        score = overlap / _weight(n | (m - room)) + 0.25 * len(m & room) / len(room)
         if score > best_score + 1e-9:
             best, best_score = d, score
     if best is not None and best_score >= 0.5:

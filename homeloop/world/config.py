@@ -29,7 +29,7 @@ class WorldConfig:
     accent_probability: float = 0.2  # a resident has personal mishearings
     asr_error_scale: float = 1.0  # multiplies the SLURP-calibrated word error rates
     systematic_confusions: int = 10  # how many of the catalogue's sound-alike pairs this world's recogniser has
-    systematic_probability: float = 0.6  # chance a systematically misheard word is misheard when spoken
+    systematic_probability: float = 0.5  # chance a systematically misheard word is misheard when spoken
     personal_probability: float = 0.6
     nlu_reject_below: float = 0.2  # the assistant says "I didn't understand" below this NLU confidence
     max_attempts: int = 4

@@ -11,6 +11,7 @@ that wakes the assistant by mistake is CLINC150's out-of-scope requests.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
@@ -124,8 +125,9 @@ class Phrasebook:
                 )
         self.info = {k: v for k, v in sorted(info.items()) if len(v) >= 2}
         self.info_intents = sorted(self.info)
-        # how often people ask for each intent: proportional to HWU64's own frequencies
-        self.info_weights = [len(self.info[i]) for i in self.info_intents]
+        # how often people ask for each intent: HWU64's own frequencies (SNIPS only adds phrasings)
+        hwu_counts = Counter(u.intent for u in hwu_test)
+        self.info_weights = [hwu_counts[i] for i in self.info_intents]
         # coffee / cleaning requests that do not name the device ("make me a coffee")
         self.unnamed = {
             intent: [normalize_text(u.text) for u in hwu_test if u.intent == intent and not u.slots]

@@ -108,7 +108,7 @@ def _first_utterance(goal: Goal, book: Phrasebook, rnd) -> tuple[str, Request]:
     intent = rnd.choices(book.info_intents, weights=book.info_weights)[0]
     utt = rnd.choice(book.info[intent])
     speaker = goal.home.speakers[goal.speaker_index]
-    wants_video = speaker.has_screen and rnd.random() < 0.6
+    wants_video = speaker.has_screen and rnd.random() < 0.35
     ambiguous = intent == "play_music" and bool(utt.slots) and rnd.random() < 0.12
     return utt.text, Request("info", intent, wants_video=wants_video, ambiguous_item=ambiguous)
 
@@ -117,8 +117,12 @@ def _device_phrase(goal: Goal, book: Phrasebook, rnd, *, explicit: bool) -> str:
     dev = goal.device
     if goal.action == "on" and goal.intent in book.unnamed and book.unnamed[goal.intent] and rnd.random() < 0.4:
         return rnd.choice(book.unnamed[goal.intent])
+    # a name that already says the room ("Kitchen Light") is not said with the room again
+    says_room = bool(set(dev.room.lower().split()) & set(dev.spoken_name.lower().split()))
     pool: list[DeviceTemplate] = [
-        t for t in book.device_templates[goal.action] if dev.type == "light" or not t.light_only
+        t
+        for t in book.device_templates[goal.action]
+        if (dev.type == "light" or not t.light_only) and not (says_room and "{room}" in t.text)
     ]
     if explicit:
         pool = [t for t in pool if t.explicit] or pool
