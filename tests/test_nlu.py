@@ -165,6 +165,41 @@ def test_same_seed_gives_the_same_model(hwu_small):
     assert a.training_data_ == b.training_data_ and a.training_data_["size"] == len(train)
 
 
+def test_fit_hooks_loss_fn_and_wrap(hwu_small):
+    from homeloop.datasets._base import LabeledUtterance
+    from homeloop.nlu import joint_loss
+
+    train = [*_per_intent(hwu_small[0], 1)[:20]]
+    train.insert(3, LabeledUtterance(text="", intent="alarm_set", tokens=()))  # skipped: no words
+    seen_indices: set[int] = set()
+    wrapped = []
+
+    def recording_loss(network, batch):
+        seen_indices.update(batch["index"].tolist())
+        return joint_loss(network, batch, slot_loss_weight=0.5)
+
+    def wrap(network, optimizer, loader):  # what a DP engine's make_private does, minus the privacy
+        import torch
+
+        wrapped.append(type(optimizer).__name__)
+        return network, torch.optim.SGD(network.parameters(), lr=0.01), loader
+
+    model = IntentSlotModel(epochs=1, batch_size=8).fit(train, loss_fn=recording_loss, wrap=wrap)
+    assert seen_indices == set(range(len(train))) - {3}  # positions in the list given to fit
+    assert wrapped == ["AdamW"]
+    assert model.training_data_["size"] == 20 and model.training_data_["skipped_empty"] == 1
+
+
+def test_fast_encoder_with_a_convolutional_context(hwu_small, tmp_path):
+    train = _per_intent(hwu_small[0], 8)
+    model = IntentSlotModel(epochs=3, encoder_params={"context": "cnn"}).fit(train)
+    assert type(model.network_.encoder.context_layer).__name__ == "ConvContext"
+    texts = [u.text for u in hwu_small[1][:50]]
+    assert load_model(save_model(model, tmp_path)).predict(texts) == model.predict(texts)
+    with pytest.raises(InvalidInputError, match="context 'lstm'"):
+        IntentSlotModel(epochs=1, encoder_params={"context": "lstm"}).fit(train)
+
+
 # --------------------------------------------------------------------------- artefacts
 
 

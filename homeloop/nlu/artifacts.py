@@ -180,7 +180,12 @@ def load_model(path: str | os.PathLike[str]) -> IntentSlotModel:
         intents, slot_tags, encoder_config = list(spec["intents"]), list(spec["slot_tags"]), spec["encoder_config"]
     except (KeyError, TypeError) as exc:
         raise ArtifactError(f"{path}: metadata.json or model.json lacks {exc}") from None
-    model = IntentSlotModel(**params)
+    try:
+        model = IntentSlotModel(**params)
+    except TypeError as exc:
+        raise ArtifactError(
+            f"{path}: parameters {sorted(params)} do not fit this homeloop's IntentSlotModel: {exc}"
+        ) from None
     encoder = ENCODERS[encoder_name].from_config(encoder_config, folder=path / "encoder")
     network = JointIntentSlotNetwork(encoder, n_intents=len(intents), n_tags=len(slot_tags), dropout=model.dropout)
     weights = path / "weights.safetensors"

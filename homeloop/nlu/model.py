@@ -86,8 +86,8 @@ def joint_loss(network: nn.Module, batch: dict[str, Any], *, slot_loss_weight: f
     """Cross-entropy of the intents plus ``slot_loss_weight`` times the cross-entropy of the word tags (means).
 
     ``batch`` holds ``inputs`` (the encoder's tensors), ``intent`` (``[batch]``),
-    ``tags`` (``[batch, max_words]``, ``-100`` on padding) and ``index`` (the
-    examples' positions in the training list, for losses that look up
+    ``tags`` (``[batch, max_words]``, ``-100`` on padding) and ``index`` (each
+    example's position in the list given to ``fit``, for losses that look up
     per-example data such as an old model's logits).
     """
     out = network(batch["inputs"])
@@ -169,7 +169,7 @@ class IntentSlotModel(BaseEstimator):
                 settings[key] = getattr(self, key)
         return settings
 
-    def _collate(self, encoder: Encoder, n_tags: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    def _collate(self, encoder: Encoder) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
         def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             token_lists = [item["tokens"] for item in items]
             max_words = max([len(t) for t in token_lists] + [1])
@@ -204,8 +204,9 @@ class IntentSlotModel(BaseEstimator):
         """
         if isinstance(utterances, (str, bytes)) or not isinstance(utterances, Sequence):
             raise InvalidInputError(f"fit: expected a list of LabeledUtterance, got {type(utterances).__name__}")
-        examples = [_tokens_of(u, f"utterance {i}") for i, u in enumerate(utterances)]
-        examples = [e for e in examples if e[0]]
+        parsed = [(i, *_tokens_of(u, f"utterance {i}")) for i, u in enumerate(utterances)]
+        positions = [i for i, tokens, _, _ in parsed if tokens]  # where each example sits in ``utterances``
+        examples = [(tokens, tags, intent) for _, tokens, tags, intent in parsed if tokens]
         if not examples:
             raise NoDataError(f"fit: expected utterances with words, got {len(utterances)} without any")
         encoder_cls = get_encoder(self.encoder)
@@ -221,14 +222,14 @@ class IntentSlotModel(BaseEstimator):
         network = JointIntentSlotNetwork(encoder, n_intents=len(intents), n_tags=len(slot_tags), dropout=self.dropout)
         dataset = [
             {"index": i, "tokens": tokens, "intent": intent_index[intent], "tags": [tag_index[t] for t in tags]}
-            for i, (tokens, tags, intent) in enumerate(examples)
+            for i, (tokens, tags, intent) in zip(positions, examples, strict=True)
         ]
         loader = training.make_loader(
             dataset,
             batch_size=int(settings["batch_size"]),
             shuffle=True,
             seed=generator_seed,
-            collate_fn=self._collate(encoder, len(slot_tags)),
+            collate_fn=self._collate(encoder),
         )
         head_params = [*network.intent_head.parameters(), *network.slot_head.parameters()]
         optimizer = training.default_optimizer(
