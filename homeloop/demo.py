@@ -8,6 +8,8 @@ The steps are library functions so that scripts can run them one by one:
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -25,28 +27,48 @@ from homeloop.report import figures as figs
 from homeloop.workspace import Workspace
 from homeloop.world import SimulationResult, WorldConfig, simulate
 
-__all__ = ["DEMO_CONFIG", "assistant_nlu", "run_demo", "simulate_into"]
+__all__ = ["DEMO_CONFIG", "assistant_nlu", "run_demo", "simulate_into", "train_assistant_nlu"]
 
 Progress = Callable[[str, int, int], None]
 
 DEMO_CONFIG = WorldConfig(homes=40, days=14, seed=0)
 
 
-def _register(ws: Workspace, path: Path, metrics: dict[str, Any], params: dict[str, Any]) -> None:
+def train_assistant_nlu(
+    ws: Workspace,
+    *,
+    encoder: str = "fast",
+    epochs: int | None = None,
+    seed: int = 0,
+    callbacks: tuple = (),
+) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
+    """Train the assistant's NLU on HWU64 train, score it on HWU64 test, save it as the next version with
+    its metrics, and register it in the operational database's model registry."""
     from homeloop.db import ModelRegistry, open_database
 
+    started = time.perf_counter()
+    model = IntentSlotModel(encoder=encoder, epochs=epochs, seed=seed).fit(load_hwu64("train"), callbacks=callbacks)
+    seconds = time.perf_counter() - started
+    metrics = {
+        **evaluate(model, load_hwu64("test")),
+        "dataset": "hwu64",
+        "split": "test",
+        "training_seconds": round(seconds, 2),
+    }
+    path = save_model(model, ws.models, metrics=metrics, training_data={"name": "hwu64", "split": "train"})
     db = open_database(ws.database_url)
     try:
         ModelRegistry(db).register(
             "nlu",
             path,
-            kind=params.get("encoder", "nlu"),
-            metrics=metrics,
-            params=params,
+            kind=encoder,
+            metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
+            params=model.get_params(),
             data={"name": "hwu64", "split": "train"},
         )
     finally:
         db.dispose()
+    return model, path, metrics
 
 
 def assistant_nlu(
@@ -56,26 +78,16 @@ def assistant_nlu(
     retrain: bool = False,
     callbacks: tuple = (),
 ) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
-    """The assistant's NLU: the newest saved model of the workspace, or a new one trained on HWU64.
-
-    A new model is evaluated on HWU64's test split, saved as the next version with
-    its metrics, and registered in the operational database.
-    """
+    """The assistant's NLU: the newest saved model of the workspace, or a new one (:func:`train_assistant_nlu`)."""
     if not retrain:
         try:
             path = latest_model_path(ws.models)
-            model = load_model(path)
-            import json
-
-            metrics = json.loads((path / "metadata.json").read_text()).get("metrics", {})
-            return model, path, metrics
         except MissingInputError:
             pass
-    model = IntentSlotModel(encoder=encoder).fit(load_hwu64("train"), callbacks=callbacks)
-    metrics = evaluate(model, load_hwu64("test"))
-    path = save_model(model, ws.models, metrics=metrics, training_data={"name": "hwu64", "split": "train"})
-    _register(ws, path, {k: v for k, v in metrics.items() if not isinstance(v, dict)}, model.get_params())
-    return model, path, metrics
+        else:
+            metrics = json.loads((path / "metadata.json").read_text()).get("metrics", {})
+            return load_model(path), path, metrics
+    return train_assistant_nlu(ws, encoder=encoder, callbacks=callbacks)
 
 
 def simulate_into(

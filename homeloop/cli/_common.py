@@ -107,17 +107,22 @@ def run(app: typer.Typer) -> None:
 
 
 class TrainingProgress:
-    """A training-loop callback (see :class:`homeloop.training.TrainingCallback`) that drives a rich bar."""
+    """A training-loop callback (see :class:`homeloop.training.TrainingCallback`): epochs and the batches of
+    the current epoch as rich progress bars."""
 
-    def __init__(self, bar: Progress, description: str = "training") -> None:
-        self.bar, self.description, self.task = bar, description, None
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.epochs = self.batches = None
 
     def on_train_begin(self, state) -> None:
-        total = state.epochs * state.batches_per_epoch if state.batches_per_epoch else None
-        self.task = self.bar.add_task(self.description, total=total)
+        self.epochs = self.bar.add_task("epochs", total=state.epochs)
+        self.batches = self.bar.add_task("batches", total=state.batches_per_epoch)
+
+    def on_epoch_begin(self, state) -> None:
+        self.bar.reset(self.batches, total=state.batches_per_epoch, description=f"epoch {state.epoch + 1}")
 
     def on_batch_end(self, state) -> None:
-        self.bar.update(self.task, advance=1, description=f"{self.description} (epoch {state.epoch + 1})")
+        self.bar.update(self.batches, advance=1, description=f"epoch {state.epoch + 1} loss {state.loss:.3f}")
 
-    def on_train_end(self, state) -> None:
-        self.bar.update(self.task, completed=self.bar.tasks[self.task].total)
+    def on_epoch_end(self, state) -> None:
+        self.bar.update(self.epochs, advance=1, description=f"epochs (last loss {state.epoch_loss:.3f})")

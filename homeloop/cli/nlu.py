@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +10,6 @@ import typer
 from homeloop.cli import _common
 
 nlu_app = typer.Typer(help="The assistant's NLU: intent classification and slot tagging.", no_args_is_help=True)
-
-
-class _ProgressCallback:
-    """Shows epochs and the batches of the current epoch as rich progress bars (a training-loop callback)."""
-
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-        self.epochs = self.batches = None
-
-    def on_train_begin(self, state: Any) -> None:
-        self.epochs = self.bar.add_task("epochs", total=state.epochs)
-        self.batches = self.bar.add_task("batches", total=state.batches_per_epoch)
-
-    def on_epoch_begin(self, state: Any) -> None:
-        self.bar.reset(self.batches, total=state.batches_per_epoch, description=f"epoch {state.epoch + 1}")
-
-    def on_batch_end(self, state: Any) -> None:
-        self.bar.update(self.batches, advance=1, description=f"epoch {state.epoch + 1} loss {state.loss:.3f}")
-
-    def on_epoch_end(self, state: Any) -> None:
-        self.bar.update(self.epochs, advance=1, description=f"epochs (last loss {state.epoch_loss:.3f})")
 
 
 def _figures(metrics: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
@@ -50,24 +28,18 @@ def train(
 ) -> None:
     """Train on HWU64 train, evaluate on HWU64 test, and save a new model version in the workspace."""
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.nlu import ENCODERS, IntentSlotModel, evaluate, save_model
+    from homeloop.demo import train_assistant_nlu
+    from homeloop.nlu import ENCODERS
 
     if encoder not in ENCODERS:
         raise _common.fail(f"--encoder {encoder!r}: expected one of {', '.join(sorted(ENCODERS))}")
     ws = _common.workspace(ctx)
-    train_set, test_set = load_hwu64("train"), load_hwu64("test")
-    model = IntentSlotModel(encoder=encoder, epochs=epochs, seed=seed)
-    started = time.perf_counter()
-    with _common.progress() as bar:
-        model.fit(train_set, callbacks=[_ProgressCallback(bar)])
-    seconds = time.perf_counter() - started
-    metrics = evaluate(model, test_set)
-    path = save_model(
-        model,
-        ws.models,
-        metrics={**metrics, "dataset": "hwu64", "split": "test"},
-        training_data={"name": "hwu64", "split": "train"},
-    )
+    with _common.progress(quiet=as_json) as bar:
+        model, path, metrics = train_assistant_nlu(
+            ws, encoder=encoder, epochs=epochs, seed=seed, callbacks=(_common.TrainingProgress(bar),)
+        )
+    seconds = metrics.pop("training_seconds")
+    train_set = load_hwu64("train")
     figures = {
         "encoder": encoder,
         "epochs": model.training_settings()["epochs"],
