@@ -18,7 +18,7 @@ import time
 import torch
 
 from homeloop.datasets import load_hwu64
-from homeloop.nlu import IntentSlotModel
+from homeloop.nlu import IntentSlotModel, load_model
 from homeloop.world import WorldConfig, simulate
 
 
@@ -28,9 +28,10 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cached-only", action="store_true", help="skip the uncached baseline (for big runs)")
+    ap.add_argument("--model", help="a saved NLU model folder to use instead of training one")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    model = IntentSlotModel(encoder="fast", seed=0).fit(load_hwu64("train"))
+    model = load_model(args.model) if args.model else IntentSlotModel(encoder="fast", seed=0).fit(load_hwu64("train"))
     config = WorldConfig(homes=args.homes, days=args.days, seed=args.seed)
     runs = {}
     first = None

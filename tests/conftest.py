@@ -68,4 +68,4 @@ def fast_nlu():
     from homeloop.nlu import IntentSlotModel
 
     torch.set_num_threads(2)
-    return IntentSlotModel(encoder="fast", epochs=4, seed=0).fit(load_hwu64("train"))
+    return IntentSlotModel(encoder="fast", epochs=3, seed=0).fit(load_hwu64("train"))
