@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ingest_app, name="ingest")
 
 
-def _log_ingestion(ctx: typer.Context, results: Mapping[str, IngestResult], *, source: str, dataset: str,
-                   started_at: dt.datetime) -> None:
+def _log_ingestion(
+    ctx: typer.Context, results: Mapping[str, IngestResult], *, source: str, dataset: str, started_at: dt.datetime
+) -> None:
     """Record each table's ingestion in the operational database (source file's SHA-256 when it is a file)."""
     from homeloop.db import open_database, record_ingestion
 
@@ -107,8 +108,15 @@ def logs(
     with _common.progress(quiet=as_json) as bar:
         task = bar.add_task(f"ingesting {path.name}", total=size)
         results = ingest_logs(lake, path, dataset=dataset, progress=lambda n: bar.advance(task, n))
-    _report(results, source=str(path), dataset=dataset, as_json=as_json, title=f"ingest logs {path}", ctx=ctx,
-            started_at=started)
+    _report(
+        results,
+        source=str(path),
+        dataset=dataset,
+        as_json=as_json,
+        title=f"ingest logs {path}",
+        ctx=ctx,
+        started_at=started,
+    )
 
 
 _HA_DB_PATH = typer.Argument(..., help="The recorder database, usually <config>/home-assistant_v2.db.")
@@ -154,8 +162,16 @@ def home_assistant(
         "skipped_rows": dict(installation.skipped),
     }
     title = f"ingest home-assistant {db_path}"
-    _report(results, source=str(db_path), dataset=dataset, as_json=as_json, title=title, extra=extra, ctx=ctx,
-            started_at=started)
+    _report(
+        results,
+        source=str(db_path),
+        dataset=dataset,
+        as_json=as_json,
+        title=title,
+        extra=extra,
+        ctx=ctx,
+        started_at=started,
+    )
 
 
 _HOUSES = typer.Option(
@@ -184,5 +200,13 @@ def houses(
         task = bar.add_task("ingesting houses", total=len(names))
         results = ingest_houses(lake, names, dataset=dataset, progress=lambda n: bar.advance(task, n))
     extra = {"houses": [str(n).upper() for n in names]}
-    _report(results, source="van_kasteren_mit", dataset=dataset, as_json=as_json, title="ingest houses", extra=extra,
-            ctx=ctx, started_at=started)
+    _report(
+        results,
+        source="van_kasteren_mit",
+        dataset=dataset,
+        as_json=as_json,
+        title="ingest houses",
+        extra=extra,
+        ctx=ctx,
+        started_at=started,
+    )
