@@ -81,19 +81,17 @@ class SimulationResult:
 
 
 class _Clock:
-    """Local hours since the first midnight -> UTC and local wall-clock datetimes for one home."""
+    """Local hours since the first midnight -> UTC and local wall-clock datetimes for one home.
+
+    Local times go through the home's time zone, so days with a daylight-saving change are right.
+    """
 
     def __init__(self, home: SimHome, start: dt.date, days: int) -> None:
-        zone = home.zone
+        self.zone = home.zone
         self.start = dt.datetime.combine(start, dt.time())
-        self.offsets = [
-            zone.utcoffset(dt.datetime.combine(start + dt.timedelta(days=d), dt.time(12))) for d in range(days + 2)
-        ]
 
     def utc(self, hours: float) -> dt.datetime:
-        d = min(max(int(hours // 24), 0), len(self.offsets) - 1)
-        local = self.start + dt.timedelta(hours=hours)
-        return (local - self.offsets[d]).replace(tzinfo=_UTC)
+        return self.local(hours).replace(tzinfo=self.zone).astimezone(_UTC)
 
     def local(self, hours: float) -> dt.datetime:
         return self.start + dt.timedelta(hours=hours)
