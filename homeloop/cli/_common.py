@@ -126,3 +126,16 @@ class TrainingProgress:
 
     def on_epoch_end(self, state) -> None:
         self.bar.update(self.epochs, advance=1, description=f"epochs (last loss {state.epoch_loss:.3f})")
+
+
+def stage_progress(bar: Progress):
+    """A ``progress(stage, done, total)`` function (as :func:`homeloop.world.simulate` takes) driving one bar
+    per stage."""
+    tasks: dict[str, int] = {}
+
+    def step(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return step

@@ -25,13 +25,7 @@ def register(app: typer.Typer) -> None:
         config = dataclasses.replace(DEMO_CONFIG, **changes)
         ws = _common.workspace(ctx)
         with _common.progress(quiet=as_json) as bar:
-            tasks: dict[str, int] = {}
-
-            def step(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            step = _common.stage_progress(bar)
             summary = run_demo(ws, config=config, progress=step, nlu_callbacks=(_common.TrainingProgress(bar),))
         if as_json:
             _common.emit(summary, as_json=True)

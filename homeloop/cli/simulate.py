@@ -29,13 +29,7 @@ def register(app: typer.Typer) -> None:
         config = WorldConfig(homes=homes, days=days, seed=seed)
         model, path, _ = assistant_nlu(ws)
         with _common.progress(quiet=as_json) as bar:
-            tasks: dict[str, int] = {}
-
-            def step(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            step = _common.stage_progress(bar)
             result = simulate_into(ws, config, model, dataset=dataset, progress=step)
         figures = {**result.figures, "dataset": dataset, "lake": str(ws.lake / dataset), "nlu_model": str(path)}
         _common.emit(figures, as_json=as_json, title="simulation")
