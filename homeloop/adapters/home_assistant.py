@@ -572,17 +572,7 @@ def _entity(
 
 def _add(totals: dict[str, IngestResult], result: IngestResult) -> None:
     old = totals.get(result.table)
-    if old is None:
-        totals[result.table] = result
-        return
-    totals[result.table] = IngestResult(
-        result.table,
-        old.rows_in + result.rows_in,
-        old.written + result.written,
-        old.duplicates + result.duplicates,
-        old.quarantined + result.quarantined,
-        result.quarantine_path or old.quarantine_path,
-    )
+    totals[result.table] = result if old is None else old + result
 
 
 def ingest_installation(

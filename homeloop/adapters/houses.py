@@ -368,17 +368,7 @@ def ingest_houses(
 
     def add(result: IngestResult) -> None:
         old = totals.get(result.table)
-        if old is None:
-            totals[result.table] = result
-            return
-        totals[result.table] = IngestResult(
-            result.table,
-            old.rows_in + result.rows_in,
-            old.written + result.written,
-            old.duplicates + result.duplicates,
-            old.quarantined + result.quarantined,
-            result.quarantine_path or old.quarantine_path,
-        )
+        totals[result.table] = result if old is None else old + result
 
     for house in houses:
         add(lake.ingest(dataset, "homes", [(0, house.home)], source=f"{house.home_id}.sensor_names"))

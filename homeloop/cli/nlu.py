@@ -52,6 +52,17 @@ def train(
     _common.emit(figures, as_json=as_json, title="NLU trained on HWU64 train, scored on HWU64 test")
 
 
+def _load(ctx: typer.Context, model_path: Path | None):
+    """The saved model at ``model_path``, or the workspace's newest; a clear error when there is none."""
+    from homeloop.errors import HomeloopError
+    from homeloop.nlu import latest_model_path, load_model
+
+    try:
+        return load_model(model_path if model_path is not None else latest_model_path(_common.workspace(ctx).models))
+    except HomeloopError as exc:
+        raise _common.fail(str(exc)) from None
+
+
 def evaluate_command(
     ctx: typer.Context,
     model_path: Path = typer.Argument(None, help="A saved model version (default: the latest in the workspace)."),
@@ -59,14 +70,9 @@ def evaluate_command(
 ) -> None:
     """Score a saved model on HWU64 test: intent accuracy and span-level slot F1."""
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.errors import HomeloopError
-    from homeloop.nlu import evaluate, latest_model_path, load_model
+    from homeloop.nlu import evaluate
 
-    try:
-        path = model_path if model_path is not None else latest_model_path(_common.workspace(ctx).models)
-        model = load_model(path)
-    except HomeloopError as exc:
-        raise _common.fail(str(exc)) from None
+    model = _load(ctx, model_path)
     metrics = evaluate(model, load_hwu64("test"))
     figures = {"model_path": str(model.path_), "encoder": model.encoder, **_figures(metrics, as_json=as_json)}
     _common.emit(figures, as_json=as_json, title="NLU on HWU64 test")
@@ -79,14 +85,8 @@ def predict_command(
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Read utterances with a saved model: intent, confidence and slots."""
-    from homeloop.errors import HomeloopError
-    from homeloop.nlu import latest_model_path, load_model
 
-    try:
-        path = model_path if model_path is not None else latest_model_path(_common.workspace(ctx).models)
-        model = load_model(path)
-    except HomeloopError as exc:
-        raise _common.fail(str(exc)) from None
+    model = _load(ctx, model_path)
     predictions = model.predict(texts)
     figures = {
         text: {"intent": p.intent, "confidence": p.confidence, "slots": [[name, value] for name, value in p.slots]}

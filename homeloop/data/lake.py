@@ -59,6 +59,17 @@ class IngestResult:
     quarantined: int
     quarantine_path: Path | None = None
 
+    def __add__(self, other: IngestResult) -> IngestResult:
+        """The counts of two writes into the same table, added (the later quarantine file wins)."""
+        return IngestResult(
+            self.table,
+            self.rows_in + other.rows_in,
+            self.written + other.written,
+            self.duplicates + other.duplicates,
+            self.quarantined + other.quarantined,
+            other.quarantine_path or self.quarantine_path,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         d["quarantine_path"] = str(self.quarantine_path) if self.quarantine_path else None
@@ -214,7 +225,9 @@ def _conform(arrow: pa.Table, tbl: Table) -> pa.Table:
     missing = [n for n in schema.names if n not in arrow.column_names]
     for n in missing:
         if not tbl[n].required or arrow.num_rows == 0:
-            arrow = arrow.append_column(pa.field(n, schema.field(n).type), pa.nulls(arrow.num_rows, schema.field(n).type))
+            arrow = arrow.append_column(
+                pa.field(n, schema.field(n).type), pa.nulls(arrow.num_rows, schema.field(n).type)
+            )
         else:
             raise SchemaError(f"table {tbl.name!r}: column {n!r} is required but missing")
     extra = [n for n in arrow.column_names if n not in schema.names]
