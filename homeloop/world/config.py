@@ -21,6 +21,10 @@ class WorldConfig:
     homes: int = 20
     days: int = 14
     seed: int = 0
+    # homes are numbered first_home, first_home + 1, ...: the same seed with another range gives new
+    # homes and residents in the same world (same recogniser, same sound-alike confusions), which is
+    # how held-out residents are drawn
+    first_home: int = 0
     start: dt.date = dt.date(2026, 3, 2)  # a Monday
     info_request_rate: float = 0.35  # requests other than device control
     false_wake_rate: float = 0.25  # per hour the TV is on
@@ -38,6 +42,8 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if self.homes < 1:
             raise InvalidInputError(f"homes: expected at least 1, got {self.homes}")
+        if self.first_home < 0:
+            raise InvalidInputError(f"first_home: expected 0 or more, got {self.first_home}")
         if self.days < 1:
             raise InvalidInputError(f"days: expected at least 1, got {self.days}")
         for name in (

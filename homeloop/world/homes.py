@@ -135,7 +135,7 @@ def _resident(config: WorldConfig, home_index: int, r: int) -> Resident:
 
 def build_homes(config: WorldConfig) -> list[SimHome]:
     homes = []
-    for h in range(config.homes):
+    for h in range(config.first_home, config.first_home + config.homes):
         rnd = stream(config.seed, "home", h)
         home_id = f"h{config.seed}-{h:05d}"
         n = _home_size(rnd)

@@ -81,7 +81,7 @@ class _Day:
     def __init__(self, home: SimHome, day: int, date: dt.date, config: WorldConfig) -> None:
         self.day, self.date, self.base = day, date, 24.0 * day
         self.weekday = date.weekday() < 5
-        rnd = stream(config.seed, "day", home.index, day)
+        rnd = stream(config.seed, "day", home.index, date.toordinal())
         self.states = np.full((len(home.residents), MINUTES), ASLEEP, dtype=np.int8)
         self.segments: list[list[tuple[float, float, int]]] = []
         self.leaves: list[float] = []
@@ -244,7 +244,7 @@ def simulate_routines(home: SimHome, config: WorldConfig) -> HomeTimeline:
                 if e > s:
                     tl.presence.append((home.residents[r].resident_id, day.base + s, day.base + e, _STATE_NAMES[state]))
         for dev in home.devices:
-            rnd = stream(config.seed, "usage", home.index, d, dev.device_id)
+            rnd = stream(config.seed, "usage", home.index, date.toordinal(), dev.device_id)
             for s, e, on_by, off_by in _device_day(dev, day, rnd, has):
                 if dev.archetype.forgettable and off_by == "person" and e < 24:
                     m = day.minute(e + 5 / 60)
@@ -311,7 +311,7 @@ def _make_goals(tl: HomeTimeline, days: list[_Day], config: WorldConfig) -> None
             voice.append((iv.device.device_id, round(when * 3600), goal))
     # other requests, while awake at home
     for day in days:
-        rnd = stream(config.seed, "info", home.index, day.day)
+        rnd = stream(config.seed, "info", home.index, day.date.toordinal())
         for r, res in enumerate(home.residents):
             mins = np.flatnonzero(day.states[r] == HOME)
             for _ in range(_poisson(rnd, config.info_request_rate * len(mins) / 60)):
@@ -335,7 +335,7 @@ def _make_goals(tl: HomeTimeline, days: list[_Day], config: WorldConfig) -> None
             )
     goals.sort(key=lambda g: (g.time, g.kind, g.device.device_id if g.device else ""))
     for i, g in enumerate(goals):
-        g.goal_id = f"{home.home_id}-g{i:06d}"
+        g.goal_id = f"{home.home_id}-{config.start:%Y%m%d}-g{i:06d}"
     # remember which goal is behind each voice transition
     tl.voice_transitions = {(device_id, when): g.goal_id for device_id, when, g in voice}
     tl.goals = goals
