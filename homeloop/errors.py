@@ -7,7 +7,9 @@ each leaf also derives from the built-in exception a user would catch anyway::
     ├── InvalidInputError (ValueError)          bad data or arguments from the user
     │   ├── SchemaError                          a record does not match its schema
     │   ├── UnsupportedFormatError               a file in a format or version homeloop cannot read
-    │   └── NoDataError                          the input holds nothing usable
+    │   ├── NoDataError                          the input holds nothing usable
+    │   ├── UnsupportedLayerError                a layer per-sample gradients (DP-SGD) cannot handle
+    │   └── PrivacyBudgetError                   a privacy target that training cannot meet
     ├── MissingInputError (FileNotFoundError)    a file or folder homeloop needs is not there
     ├── NotFittedError (ValueError, AttributeError)  an estimator used before ``fit``
     ├── ArtifactError (ValueError)               a saved model or artefact is missing or corrupt
@@ -28,7 +30,9 @@ __all__ = [
     "MissingInputError",
     "NoDataError",
     "NotFittedError",
+    "PrivacyBudgetError",
     "SchemaError",
+    "UnsupportedLayerError",
     "UnsupportedFormatError",
 ]
 
@@ -51,6 +55,14 @@ class UnsupportedFormatError(InvalidInputError):
 
 class NoDataError(InvalidInputError):
     """The input holds no usable rows."""
+
+
+class UnsupportedLayerError(InvalidInputError):
+    """A model holds a layer that differentially private training cannot take per-sample gradients of."""
+
+
+class PrivacyBudgetError(InvalidInputError):
+    """A privacy target (epsilon, delta) that the data, batch size and epochs cannot meet."""
 
 
 class MissingInputError(HomeloopError, FileNotFoundError):
