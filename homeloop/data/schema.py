@@ -262,10 +262,26 @@ TRUTH_DEVICES = Table(
     doc="Each simulated device's usage archetype and real room.",
 )
 
+DEFECT_LABELS = Table(
+    "defect_labels",
+    (
+        _f("turn_id", "str"),
+        _f("time", "time"),
+        _f("p_defect", "float", doc="the defect model's probability that the turn failed"),
+        _f("defect", "bool", doc="p_defect at or above the model's threshold (or a rule fired, for rules)"),
+    ),
+    key=("turn_id",),
+    partition_by="time",
+    doc="Derived: which turns failed, read from implicit feedback (homeloop.selflearn.label_defects).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (HOMES, DEVICES, DEVICE_EVENTS, TURNS, TRUTH_TURNS, TRUTH_PRESENCE, TRUTH_FORGOTTEN, TRUTH_DEVICES)
-}
+    for t in (
+        HOMES, DEVICES, DEVICE_EVENTS, TURNS, TRUTH_TURNS, TRUTH_PRESENCE, TRUTH_FORGOTTEN, TRUTH_DEVICES,
+        DEFECT_LABELS,
+    )
+}  # fmt: skip
 
 
 def table(name: str) -> Table:

@@ -1,0 +1,101 @@
+"""``homeloop learn``: learn from implicit feedback in the lake (defects, rephrases, rewrites)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from homeloop.cli import _common
+
+learn_app = typer.Typer(help="Learn from how people react: defects, rephrases, rewrites.", no_args_is_help=True)
+
+DATASET_OPTION = typer.Option("sim", "--dataset", help="Lake dataset to read (simulated or ingested logs).")
+
+
+def defects_command(
+    ctx: typer.Context,
+    dataset: str = DATASET_OPTION,
+    train_from: str = typer.Option(
+        None,
+        "--train-from",
+        help="A simulated lake dataset whose ground truth trains a new defect model (held-out homes are scored). "
+        "Default: --dataset itself when it is simulated.",
+    ),
+    model_path: Path = typer.Option(None, "--model", help="Use this saved defect model instead of training one."),
+    rules: bool = typer.Option(False, "--rules", help="Label with the rules only (no model)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (home split, model)."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Find the turns that failed from implicit feedback and write the lake table ``defect_labels``.
+
+    Which labeller: --rules; else --model; else a new model trained on the truth of --train-from (or of
+    --dataset when it is simulated), saved as a new version; else the newest saved defect model (trained
+    on simulated truth, it reads the same signals in real logs); else the rules.
+    """
+    from homeloop.data.lake import Lake
+    from homeloop.selflearn import (
+        label_defects,
+        latest_defect_model,
+        load_defect_model,
+        save_defect_model,
+        signals_from_lake,
+        train_defect_model_on_truth,
+    )
+
+    ws = _common.workspace(ctx)
+    lake = Lake(ws.lake)
+    figures: dict = {"dataset": dataset}
+    with _common.progress(quiet=as_json) as bar:
+        task = bar.add_task("sessions and signals", total=None)
+        signals = signals_from_lake(lake, dataset)
+        bar.update(task, total=1, completed=1)
+        model = None
+        if rules:
+            pass
+        elif model_path is not None:
+            model = load_defect_model(model_path)
+            figures["model_path"] = str(model.path_)
+        else:
+            source = train_from or (dataset if lake.has(dataset, "truth_turns") else None)
+            if source is not None:
+                task = bar.add_task(f"training on the truth of {source!r}", total=None)
+                train_signals = signals if source == dataset else None
+                model, held_out = train_defect_model_on_truth(lake, source, seed=seed, signals=train_signals)
+                bar.update(task, total=1, completed=1)
+                path = save_defect_model(
+                    model, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
+                )
+                figures["model_path"] = str(path)
+                figures["held_out"] = held_out
+            else:
+                model = latest_defect_model(ws.models)
+                if model is None:
+                    _common.console.print(
+                        "[yellow]no saved defect model and no simulated truth to train one: labelling with rules"
+                    )
+                else:
+                    figures["model_path"] = str(model.path_)
+        task = bar.add_task("labelling", total=None)
+        labels = label_defects(lake, dataset, model=model, signals=signals)
+        bar.update(task, total=1, completed=1)
+    flags = labels["defect"].to_numpy(zero_copy_only=False)
+    figures.update(
+        {
+            "labeller": "model" if model is not None else "rules",
+            "turns": labels.num_rows,
+            "sessions": int(signals["session"].nunique()),
+            "defects": int(flags.sum()),
+            "defect_rate": round(float(flags.mean()), 4),
+            "duplicates_dropped": signals.attrs.get("duplicates_dropped", 0),
+            "table": str(lake.path(dataset, "defect_labels")),
+        }
+    )
+    _common.emit(figures, as_json=as_json, title=f"defects in {dataset!r}")
+
+
+learn_app.command("defects")(defects_command)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(learn_app, name="learn")
