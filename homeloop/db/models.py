@@ -137,3 +137,7 @@ class Rewrite(Base):
     target_success_prob: Mapped[float] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     table_version: Mapped[int] = mapped_column(sa.Integer)
+
+
+# Tables defined in their own modules join Base's metadata (and Alembic's comparison) here.
+import homeloop.db.model_updates  # noqa: E402, F401
