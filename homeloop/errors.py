@@ -14,6 +14,7 @@ each leaf also derives from the built-in exception a user would catch anyway::
     ├── NotFittedError (ValueError, AttributeError)  an estimator used before ``fit``
     ├── ArtifactError (ValueError)               a saved model or artefact is missing or corrupt
     ├── DatabaseError (RuntimeError)             the operational database cannot be used
+    ├── UpdateGateError (RuntimeError)           the update gate refuses a model promotion
     └── MissingExtraError (ImportError)          an optional dependency is not installed
 
 Messages name the input, what was expected and what was received.
@@ -34,6 +35,7 @@ __all__ = [
     "SchemaError",
     "UnsupportedLayerError",
     "UnsupportedFormatError",
+    "UpdateGateError",
 ]
 
 
@@ -79,6 +81,10 @@ class ArtifactError(HomeloopError, ValueError):
 
 class DatabaseError(HomeloopError, RuntimeError):
     """The operational database cannot be reached or is not migrated."""
+
+
+class UpdateGateError(HomeloopError, RuntimeError):
+    """The update gate refuses to promote a model (it regresses, or it was never evaluated)."""
 
 
 class MissingExtraError(HomeloopError, ImportError):
