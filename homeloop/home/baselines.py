@@ -1,0 +1,143 @@
+"""Simple baselines for device-state prediction, each fitted per device on the training days.
+
+- :class:`HourOfWeekPrior`: the share of the training days the device was on in the
+  query's hour of the week (shrunk towards its hour-of-day share).
+- :class:`LastStatePersists`: the device's last known state persists; as a
+  probability, how often the device's state at ``horizon`` slots later matched that
+  state on the training days (so the ranking is the last state's, and the Brier score is fair).
+- :class:`HourLogistic`: logistic regression on the hour of day (one-hot) and a weekend flag.
+
+All share ``fit(history, train_days)`` and ``predict_proba(history, queries)`` with
+:class:`~homeloop.home.embeddings.DeviceStateModel`; :data:`BASELINES` lists them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from homeloop.home.embeddings import Queries, _time_index
+from homeloop.home.features import DeviceHistory, UsageAggregates, usage_features
+
+__all__ = ["BASELINES", "HourLogistic", "HourOfWeekPrior", "LastStatePersists"]
+
+
+def _locate(history: DeviceHistory) -> tuple[np.ndarray, np.ndarray]:
+    homes = np.repeat(np.arange(len(history.homes)), [len(h.devices) for h in history.homes])
+    rows = np.concatenate([np.arange(len(h.devices)) for h in history.homes])
+    return homes, rows
+
+
+class HourOfWeekPrior:
+    """P(on) = the device's on-share in the query's hour of the week on the training days."""
+
+    def __init__(self, *, shrinkage: float = 1.0) -> None:
+        self.shrinkage = shrinkage
+
+    def fit(self, history: DeviceHistory, train_days: Mapping[str, int]) -> HourOfWeekPrior:
+        agg = UsageAggregates.of(history, train_days)
+        self.profiles_ = usage_features(agg, np.arange(history.n_devices), shrinkage=self.shrinkage)[:, 24:192]
+        return self
+
+    def predict_proba(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        homes, _ = _locate(history)
+        out = np.zeros(len(queries), np.float32)
+        for hi in np.unique(homes[queries.device]):
+            sel = np.flatnonzero(homes[queries.device] == hi)
+            _, how = _time_index(history.homes[hi], queries.slot[sel])
+            out[sel] = self.profiles_[queries.device[sel], how]
+        return out
+
+
+class LastStatePersists:
+    """P(on) = how often, on the training days, the device's state ``horizon`` slots later was on given the
+    state it had then (a per-device, per-horizon transition table)."""
+
+    def fit(self, history: DeviceHistory, train_days: Mapping[str, int], horizons=(1, 2, 3, 6, 12, 36)
+            ) -> LastStatePersists:
+        self.table_: dict[int, np.ndarray] = {}
+        homes, rows = _locate(history)
+        for h in horizons:
+            table = np.zeros((history.n_devices, 2), np.float32)
+            at = 0
+            for home in history.homes:
+                k = len(home.devices)
+                t = train_days.get(home.home_id, home.days) * home.slots_per_day
+                on = home.on[:, :t].astype(np.float32)
+                if t > h:
+                    prev, nxt = on[:, :-h], on[:, h:]
+                    base = (on.mean(axis=1) if t else np.zeros(k)).astype(np.float32)
+                    p_after_on = ((prev * nxt).sum(1) + base) / (prev.sum(1) + 1)
+                    p_after_off = (((1 - prev) * nxt).sum(1) + base) / ((1 - prev).sum(1) + 1)
+                    table[at : at + k] = np.stack([p_after_off, p_after_on], axis=1)
+                at += k
+            self.table_[h] = table
+        return self
+
+    def predict_proba(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        homes, rows = _locate(history)
+        out = np.zeros(len(queries), np.float32)
+        for hz in np.unique(queries.horizon):
+            sel = np.flatnonzero(queries.horizon == hz)
+            table = self.table_.get(int(hz))
+            if table is None:  # a horizon not fitted: the nearest one
+                table = self.table_[min(self.table_, key=lambda k: abs(k - int(hz)))]
+            for hi in np.unique(homes[queries.device[sel]]):
+                s2 = sel[homes[queries.device[sel]] == hi]
+                home = history.homes[hi]
+                last = home.on[rows[queries.device[s2]], queries.slot[s2] - queries.horizon[s2]]
+                out[s2] = table[queries.device[s2], last]
+        return out
+
+
+class HourLogistic:
+    """Per-device logistic regression of the state on the hour of day (one-hot) and a weekend flag."""
+
+    def __init__(self, *, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, history: DeviceHistory, train_days: Mapping[str, int]) -> HourLogistic:
+        from sklearn.linear_model import LogisticRegression
+
+        self.coef_ = np.zeros((history.n_devices, 25), np.float32)
+        self.intercept_ = np.zeros(history.n_devices, np.float32)
+        at = 0
+        for home in history.homes:
+            k = len(home.devices)
+            t = train_days.get(home.home_id, home.days) * home.slots_per_day
+            x = self._design(home, np.arange(t))
+            for r in range(k):
+                y = home.on[r, :t]
+                if y.min() == y.max():  # never or always on: a constant
+                    p = np.clip(y.mean() if y.size else 0.0, 1e-4, 1 - 1e-4)
+                    self.intercept_[at + r] = np.log(p / (1 - p))
+                    continue
+                lr = LogisticRegression(C=self.C, max_iter=200).fit(x, y)
+                self.coef_[at + r], self.intercept_[at + r] = lr.coef_[0], lr.intercept_[0]
+            at += k
+        return self
+
+    @staticmethod
+    def _design(home, slots: np.ndarray) -> np.ndarray:
+        hour, _ = _time_index(home, slots)
+        weekend = home.weekday(slots // home.slots_per_day) >= 5
+        return np.concatenate([np.eye(24, dtype=np.float32)[hour], weekend[:, None].astype(np.float32)], axis=1)
+
+    def predict_proba(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        homes, _ = _locate(history)
+        out = np.zeros(len(queries), np.float32)
+        for hi in np.unique(homes[queries.device]):
+            sel = np.flatnonzero(homes[queries.device] == hi)
+            x = self._design(history.homes[hi], queries.slot[sel])
+            d = queries.device[sel]
+            out[sel] = 1 / (1 + np.exp(-((x * self.coef_[d]).sum(1) + self.intercept_[d])))
+        return out
+
+
+#: baselines by the name the figures use
+BASELINES = {
+    "hour_of_week_prior": HourOfWeekPrior,
+    "last_state_persists": LastStatePersists,
+    "hour_logistic": HourLogistic,
+}

@@ -1,0 +1,457 @@
+"""Deep device embeddings: one encoder-decoder model trained across every home (Alexa's Hunches).
+
+The **encoder** turns what is known about a device into an embedding: its usage
+(:func:`~homeloop.home.features.usage_features`: on-probability by hour of day and
+of week, activations per day, lengths of on-spans, the home's own profile), its
+name and its room or groups through a text encoder (:mod:`homeloop.home.text`),
+and its type. The **decoder** predicts from the embedding whether the device will
+be on in a future slot, given the query's context: the time of day and week, how
+far ahead (the horizon), the device's last known state and how long ago it was
+last on, and the home's activity at the last known moment (how many of its other
+devices are on, how many switched on recently, how long since anything happened).
+
+Training samples are random ``(device, slot, horizon)`` triples from each home's
+training days; the device's usage features leave the target's own day out, so a
+training target never appears in its own inputs. With probability
+``recency_dropout`` the device's own recency inputs are hidden (and a flag says
+so): the same decoder then answers "what do we expect given the time and the
+home's state alone", which is what hunches compare the actual state against.
+
+Because one model serves every home, what households share (lights at dusk,
+coffee at breakfast) is learned once and carries to homes with little history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from homeloop.data.schema import DEVICE_TYPES
+from homeloop.errors import InvalidInputError, NoDataError, NotFittedError
+from homeloop.home.features import DeviceHistory, HomeSlots, UsageAggregates, split_days, usage_features
+from homeloop.home.text import encode_texts
+from homeloop.training import fit, make_loader, seed_everything
+
+__all__ = [
+    "DEFAULT_HORIZONS",
+    "QUERY_FEATURE_NAMES",
+    "DeviceEncoder",
+    "DeviceStateModel",
+    "Queries",
+    "StateDecoder",
+    "query_features",
+]
+
+#: how far ahead queries look, in slots (10 minutes to 6 hours with 10-minute slots)
+DEFAULT_HORIZONS: tuple[int, ...] = (1, 2, 3, 6, 12, 36)
+QUERY_FEATURE_NAMES: tuple[str, ...] = (
+    "last_state",
+    "since_on",
+    "since_switch",
+    "recency_hidden",
+    "others_on_share",
+    "home_switches_1h",
+    "home_switches_3h",
+    "since_home_switch",
+    "time_sin",
+    "time_cos",
+    "weekend",
+    "log_horizon",
+)
+_TYPE_INDEX = {t: i for i, t in enumerate(DEVICE_TYPES)}
+
+
+@dataclass
+class Queries:
+    """Questions to the model: is device ``device`` (its position in the history's device table) on in
+    ``slot`` (of its home), knowing its home up to ``slot - horizon``?"""
+
+    device: np.ndarray
+    slot: np.ndarray
+    horizon: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.device.size)
+
+
+# --------------------------------------------------------------------------- query features
+
+
+class _HomeCache:
+    """Per-home arrays the query features need (computed once per home)."""
+
+    def __init__(self, home: HomeSlots) -> None:
+        n = home.n_slots
+        idx = np.arange(n, dtype=np.int32)
+        self.last_on = np.maximum.accumulate(np.where(home.on > 0, idx, -1), axis=1)
+        self.last_switch = np.maximum.accumulate(np.where(home.starts > 0, idx, -1), axis=1)
+        self.home_on = home.on.sum(axis=0, dtype=np.int32)
+        switches = home.starts.sum(axis=0, dtype=np.int32)
+        self.switch_cum = np.concatenate([[0], np.cumsum(switches)])
+        self.last_home_switch = np.maximum.accumulate(np.where(switches > 0, idx, -1))
+        self.n_active = max(int(home.has_events.sum()), 1)
+
+
+def query_features(
+    home: HomeSlots,
+    rows: np.ndarray,
+    slots: np.ndarray,
+    horizons: np.ndarray,
+    *,
+    hide_recency: np.ndarray | bool = False,
+    cache: _HomeCache | None = None,
+) -> np.ndarray:
+    """:data:`QUERY_FEATURE_NAMES` for devices ``rows`` of ``home`` asked about ``slots`` ``horizons`` ahead."""
+    cache = cache or _HomeCache(home)
+    rows, slots, horizons = (np.asarray(a, dtype=np.int64) for a in (rows, slots, horizons))
+    if np.any(slots - horizons < 0) or np.any(slots >= home.n_slots):
+        raise InvalidInputError(f"home {home.home_id}: query slots must satisfy horizon <= slot < {home.n_slots}")
+    known = slots - horizons
+    spd = home.slots_per_day
+    cap = 2 * spd
+    scale = np.log1p(cap)
+
+    def since(last: np.ndarray) -> np.ndarray:
+        gap = np.where(last >= 0, known - last, cap)
+        return np.log1p(np.minimum(gap, cap)) / scale
+
+    last = home.on[rows, known].astype(np.float32)
+    since_on = since(cache.last_on[rows, known])
+    since_switch = since(cache.last_switch[rows, known])
+    hidden = np.broadcast_to(np.asarray(hide_recency, dtype=bool), rows.shape)
+    last = np.where(hidden, 0.0, last)
+    since_on = np.where(hidden, 1.0, since_on)
+    since_switch = np.where(hidden, 1.0, since_switch)
+    others = (cache.home_on[known] - home.on[rows, known]) / max(cache.n_active - 1, 1)
+    per_hour = 60 // home.slot_minutes
+    ev1 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - per_hour, 0)]
+    ev3 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - 3 * per_hour, 0)]
+    since_home = since(cache.last_home_switch[known])
+    minute = (slots % spd) * home.slot_minutes + home.slot_minutes / 2
+    angle = 2 * np.pi * minute / 1440
+    weekend = home.weekday(slots // spd) >= 5
+    return np.stack(
+        [
+            last,
+            since_on,
+            since_switch,
+            hidden.astype(np.float32),
+            others,
+            np.log1p(ev1),
+            np.log1p(ev3),
+            since_home,
+            np.sin(angle),
+            np.cos(angle),
+            weekend.astype(np.float32),
+            np.log1p(horizons) / np.log1p(spd),
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def _time_index(home: HomeSlots, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day and hour of week of ``slots`` (for looking up the device's own profile)."""
+    spd = home.slots_per_day
+    hour = (slots % spd) * home.slot_minutes // 60
+    return hour, home.weekday(slots // spd) * 24 + hour
+
+
+# --------------------------------------------------------------------------- the network
+
+
+class DeviceEncoder(nn.Module):
+    """Usage, name, room and type of a device -> its embedding."""
+
+    def __init__(self, *, usage_dim: int, text_dim: int, embedding_dim: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.usage = nn.Linear(usage_dim, hidden)
+        self.name = nn.Linear(text_dim, hidden)
+        self.room = nn.Linear(text_dim, hidden)
+        self.device_type = nn.Embedding(len(DEVICE_TYPES), hidden)
+        self.mix = nn.Sequential(
+            nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, embedding_dim), nn.LayerNorm(embedding_dim)
+        )
+
+    def forward(self, usage: torch.Tensor, name: torch.Tensor, room: torch.Tensor, type_: torch.Tensor) -> torch.Tensor:
+        return self.mix(self.usage(usage) + self.name(name) + self.room(room) + self.device_type(type_))
+
+
+class StateDecoder(nn.Module):
+    """Embedding + query context (+ the device's own prior for the query's hour) -> logit of being on."""
+
+    def __init__(self, *, embedding_dim: int, query_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(embedding_dim + query_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, 1),
+        )  # fmt: skip
+
+    def forward(self, embedding: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([embedding, query], dim=1)).squeeze(1)
+
+
+class _Network(nn.Module):
+    def __init__(self, *, usage_dim: int, text_dim: int, query_dim: int, embedding_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.encoder = DeviceEncoder(usage_dim=usage_dim, text_dim=text_dim, embedding_dim=embedding_dim, hidden=hidden)
+        self.decoder = StateDecoder(embedding_dim=embedding_dim, query_dim=query_dim + 2)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        emb = self.encoder(batch["usage"], batch["name"], batch["room"], batch["type"])
+        prior = torch.stack([batch["usage"].gather(1, batch["hod"][:, None])[:, 0],
+                             batch["usage"].gather(1, 24 + batch["how"][:, None])[:, 0]], dim=1)
+        return self.decoder(emb, torch.cat([batch["query"], torch.sqrt(prior)], dim=1))
+
+
+# --------------------------------------------------------------------------- the estimator
+
+
+class _Samples(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class DeviceStateModel:
+    """Device embeddings learned by predicting device states at future times, across all homes.
+
+    Parameters (keyword-only): ``embedding_dim``; ``hidden``; ``text_encoder`` (a name in
+    :data:`homeloop.home.text.TEXT_ENCODERS`); ``horizons`` (slots ahead that training
+    queries ask about); ``samples_per_device`` (training queries per device and
+    epoch); ``epochs``; ``batch_size``; ``lr``; ``recency_dropout``; ``use_rooms``
+    (give the encoder the configured room and groups); ``seed``.
+
+    ``fit(history, train_days=None)`` trains on each home's first ``train_days[home_id]``
+    days (all days when ``None``); :meth:`predict_proba` answers :class:`Queries` about
+    any later slot; :meth:`embed` gives each device's embedding from its training days.
+    """
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 32,
+        hidden: int = 128,
+        text_encoder: str = "minilm",
+        horizons: Sequence[int] = DEFAULT_HORIZONS,
+        samples_per_device: int = 600,
+        epochs: int = 6,
+        batch_size: int = 512,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        recency_dropout: float = 0.25,
+        use_rooms: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.embedding_dim = embedding_dim
+        self.hidden = hidden
+        self.text_encoder = text_encoder
+        self.horizons = tuple(horizons)
+        self.samples_per_device = samples_per_device
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.recency_dropout = recency_dropout
+        self.use_rooms = use_rooms
+        self.seed = seed
+
+    # ------------------------------------------------------------------ inputs
+
+    def _device_inputs(self, history: DeviceHistory, *, hide_rooms: bool = False) -> dict[str, np.ndarray]:
+        table = history.device_table()
+        names = encode_texts(list(table["name"]), encoder=self.text_encoder)
+        if self.use_rooms and not hide_rooms:
+            rooms_text = [
+                (r or " ".join(g for g in (gs or []) if g)) or None for r, gs in zip(table["room"], table["groups"], strict=True)
+            ]
+        else:
+            rooms_text = [None] * len(table)
+        rooms = encode_texts(rooms_text, encoder=self.text_encoder)
+        if rooms.shape[1] != names.shape[1]:
+            rooms = np.zeros_like(names)
+        types = np.array([_TYPE_INDEX.get(t, _TYPE_INDEX["other"]) for t in table["type"]], dtype=np.int64)
+        homes = np.repeat(np.arange(len(history.homes)), [len(h.devices) for h in history.homes])
+        rows = np.concatenate([np.arange(len(h.devices)) for h in history.homes]) if history.homes else np.zeros(0, int)
+        return {"name": names, "room": rooms, "type": types, "home": homes, "row": rows,
+                "has_events": table["has_events"].to_numpy(bool)}
+
+    def _batches(self, history, agg, dev, queries_features, hod, how, lod, inputs):
+        def collate(idx: list[int]) -> dict[str, torch.Tensor]:
+            i = np.asarray(idx)
+            d = dev[i]
+            return {
+                "usage": torch.from_numpy(usage_features(agg, d, lod[i] if lod is not None else None)),
+                "name": torch.from_numpy(inputs["name"][d]),
+                "room": torch.from_numpy(inputs["room"][d]),
+                "type": torch.from_numpy(inputs["type"][d]),
+                "query": torch.from_numpy(queries_features[i]),
+                "hod": torch.from_numpy(hod[i].astype(np.int64)),
+                "how": torch.from_numpy(how[i].astype(np.int64)),
+                "target": torch.from_numpy(self._targets[i]) if self._targets is not None else torch.zeros(len(i)),
+            }
+
+        return collate
+
+    def _features(self, history: DeviceHistory, queries: Queries, inputs, hide_recency) -> tuple[np.ndarray, ...]:
+        n = len(queries)
+        qf = np.zeros((n, len(QUERY_FEATURE_NAMES)), np.float32)
+        hod = np.zeros(n, np.int64)
+        how = np.zeros(n, np.int64)
+        target = np.zeros(n, np.float32)
+        hide = np.broadcast_to(np.asarray(hide_recency, bool), (n,))
+        home_of = inputs["home"][queries.device]
+        for hi in np.unique(home_of):
+            sel = np.flatnonzero(home_of == hi)
+            home = history.homes[hi]
+            rows = inputs["row"][queries.device[sel]]
+            slots, hz = queries.slot[sel], queries.horizon[sel]
+            qf[sel] = query_features(home, rows, slots, hz, hide_recency=hide[sel], cache=self._cache(history, hi))
+            hod[sel], how[sel] = _time_index(home, slots)
+            target[sel] = home.on[rows, slots]
+        return qf, hod, how, target
+
+    def _cache(self, history: DeviceHistory, home_index: int) -> _HomeCache:
+        key = (id(history), home_index)
+        if key not in self._caches:
+            if len(self._caches) > 256:
+                self._caches.clear()
+            self._caches[key] = _HomeCache(history.homes[home_index])
+        return self._caches[key]
+
+    # ------------------------------------------------------------------ fit / predict
+
+    def sample_queries(self, history: DeviceHistory, days: Mapping[str, int], *, per_device: int, seed: int,
+                       held_out: bool = False) -> Queries:
+        """Random queries on the training days (or on the held-out days after them)."""
+        rng = np.random.default_rng(seed)
+        dev, slot, hz = [], [], []
+        at = 0
+        hmax = max(self.horizons)
+        for h in history.homes:
+            k = len(h.devices)
+            d = days.get(h.home_id, h.days)
+            spd = h.slots_per_day
+            lo, hi = (d * spd, h.n_slots) if held_out else (0, d * spd)
+            lo = max(lo, min(hmax, hi - 1))
+            active = np.flatnonzero(h.has_events)
+            if hi - lo < 1 or active.size == 0:
+                at += k
+                continue
+            n = active.size * per_device
+            rows = np.repeat(active, per_device)
+            hzs = rng.choice(self.horizons, size=n)
+            s = rng.integers(np.maximum(lo, hzs), hi)
+            dev.append(at + rows)
+            slot.append(s)
+            hz.append(hzs)
+            at += k
+        if not dev:
+            raise NoDataError("no device with events has slots to sample queries from")
+        return Queries(np.concatenate(dev), np.concatenate(slot), np.concatenate(hz))
+
+    def fit(self, history: DeviceHistory, train_days: Mapping[str, int] | None = None, *, callbacks: Sequence[Any] = ()
+            ) -> DeviceStateModel:
+        seed_everything(self.seed)
+        self._caches: dict = {}
+        days = dict(train_days) if train_days is not None else {h.home_id: h.days for h in history.homes}
+        self.train_days_ = days
+        inputs = self._device_inputs(history)
+        agg = UsageAggregates.of(history, days)
+        queries = self.sample_queries(history, days, per_device=self.samples_per_device, seed=self.seed)
+        rng = np.random.default_rng(self.seed + 1)
+        hide = rng.random(len(queries)) < self.recency_dropout
+        qf, hod, how, target = self._features(history, queries, inputs, hide)
+        self._targets = target
+        lod = np.zeros(len(queries), np.int64)
+        for hi, h in enumerate(history.homes):
+            sel = inputs["home"][queries.device] == hi
+            lod[sel] = queries.slot[sel] // h.slots_per_day
+        self.network_ = _Network(
+            usage_dim=usage_features(agg, np.zeros(1, int)).shape[1],
+            text_dim=inputs["name"].shape[1],
+            query_dim=qf.shape[1],
+            embedding_dim=self.embedding_dim,
+            hidden=self.hidden,
+        )
+        self.text_dim_ = inputs["name"].shape[1]
+        loader = make_loader(
+            _Samples(len(queries)), batch_size=self.batch_size, seed=self.seed,
+            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs),
+        )  # fmt: skip
+        positive = max(float(target.mean()), 1e-4)
+        self.base_rate_ = positive
+
+        def loss_fn(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            return F.binary_cross_entropy_with_logits(model(batch), batch["target"])
+
+        self.history_ = fit(
+            self.network_, loader, loss_fn=loss_fn, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+            callbacks=callbacks, seed=self.seed,
+        )  # fmt: skip
+        self._targets = None
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "network_"):
+            raise NotFittedError("DeviceStateModel: call fit(history) before predicting or embedding")
+
+    def predict_proba(self, history: DeviceHistory, queries: Queries, *, hide_recency: np.ndarray | bool = False,
+                      batch_size: int = 4096) -> np.ndarray:
+        """Probability that each queried device is on in its slot (``history`` must list the same homes as in
+        fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
+        self._check()
+        self._caches = getattr(self, "_caches", {})
+        inputs = self._device_inputs(history)
+        if inputs["name"].shape[1] != self.text_dim_:
+            raise InvalidInputError("history: its text vectors do not match the fitted model's text encoder")
+        agg = UsageAggregates.of(history, self.train_days_)
+        qf, hod, how, _ = self._features(history, queries, inputs, hide_recency)
+        self._targets = None
+        collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs)
+        out = []
+        self.network_.eval()
+        with torch.no_grad():
+            for a in range(0, len(queries), batch_size):
+                out.append(torch.sigmoid(self.network_(collate(list(range(a, min(a + batch_size, len(queries))))))))
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    def embed(self, history: DeviceHistory, *, hide_rooms: bool = False, batch_size: int = 8192) -> np.ndarray:
+        """Embedding of every device of ``history`` (rows of its device table), from its training days."""
+        self._check()
+        inputs = self._device_inputs(history, hide_rooms=hide_rooms)
+        agg = UsageAggregates.of(history, self.train_days_)
+        out = []
+        self.network_.eval()
+        with torch.no_grad():
+            for a in range(0, history.n_devices, batch_size):
+                d = np.arange(a, min(a + batch_size, history.n_devices))
+                out.append(
+                    self.network_.encoder(
+                        torch.from_numpy(usage_features(agg, d)),
+                        torch.from_numpy(inputs["name"][d]),
+                        torch.from_numpy(inputs["room"][d]),
+                        torch.from_numpy(inputs["type"][d]),
+                    )
+                )
+        return torch.cat(out).numpy() if out else np.zeros((0, self.embedding_dim), np.float32)
+
+    def held_out_queries(self, history: DeviceHistory, *, per_device: int = 400, seed: int = 1) -> Queries:
+        """Random queries on the days after each home's training days (for evaluation)."""
+        self._check()
+        return self.sample_queries(history, self.train_days_, per_device=per_device, seed=seed, held_out=True)
+
+
+def train_test_days(history: DeviceHistory, train_fraction: float = 0.7) -> dict[str, int]:
+    """Alias of :func:`~homeloop.home.features.split_days`."""
+    return split_days(history, train_fraction=train_fraction)
