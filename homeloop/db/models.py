@@ -141,3 +141,4 @@ class Rewrite(Base):
 
 # Tables defined in their own modules join Base's metadata (and Alembic's comparison) here.
 import homeloop.db.model_updates  # noqa: E402, F401
+import homeloop.db.rewrite_tables  # noqa: E402, F401
