@@ -97,5 +97,97 @@ def defects_command(
 learn_app.command("defects")(defects_command)
 
 
+def rephrases_command(
+    ctx: typer.Context,
+    dataset: str = DATASET_OPTION,
+    train_from: str = typer.Option(
+        None,
+        "--train-from",
+        help="A simulated lake dataset whose ground truth fine-tunes a new span model (held-out homes are "
+        "scored against the pairwise baseline). Default: --dataset itself when it is simulated.",
+    ),
+    model_path: Path = typer.Option(None, "--model", help="Use this saved rephrase model instead of training one."),
+    examples: int = typer.Option(2000, "--examples", min=10, help="Training examples at most (CPU time)."),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Fine-tuning epochs."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the pairwise baseline."),
+    output: Path = typer.Option(None, "--output", help="Write the detected pairs here (.parquet, .csv or .json)."),
+    show: int = typer.Option(5, "--show", min=0, help="Detected pairs to print."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (home split, sampling, fine-tuning)."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Detect rephrases: which of a user's next turns within the window says a request again.
+
+    Which model: --model; else a span model fine-tuned on the truth of --train-from (or of --dataset
+    when it is simulated), saved as a new version; else the newest saved rephrase model.
+    """
+    from homeloop.data.lake import Lake
+    from homeloop.errors import MissingInputError
+    from homeloop.nlu.artifacts import latest_model_path
+    from homeloop.selflearn.rephrase import (
+        REPHRASE_MODEL_NAME,
+        detect_rephrases,
+        load_rephrase_model,
+        rephrase_examples_from_lake,
+        save_rephrase_model,
+        train_rephrase_detector_on_truth,
+    )
+
+    ws = _common.workspace(ctx)
+    lake = Lake(ws.lake)
+    figures: dict = {"dataset": dataset}
+    with _common.progress(quiet=as_json) as bar:
+        task = bar.add_task("sessions and candidates", total=None)
+        found = rephrase_examples_from_lake(lake, dataset)
+        bar.update(task, total=1, completed=1)
+        if model_path is not None:
+            detector = load_rephrase_model(model_path)
+        else:
+            source = train_from or (dataset if lake.has(dataset, "truth_turns") else None)
+            if source is not None:
+                detector, held_out = train_rephrase_detector_on_truth(
+                    lake,
+                    source,
+                    max_examples=examples,
+                    epochs=epochs,
+                    seed=seed,
+                    baseline=baseline,
+                    callbacks=(_common.TrainingProgress(bar),),
+                    examples=found if source == dataset else None,
+                )
+                detector.path_ = save_rephrase_model(
+                    detector, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
+                )
+                figures["held_out"] = held_out
+            else:
+                try:
+                    detector = load_rephrase_model(latest_model_path(ws.models, name=REPHRASE_MODEL_NAME))
+                except MissingInputError:
+                    raise _common.fail(
+                        f"no saved rephrase model in {ws.models / REPHRASE_MODEL_NAME} and {dataset!r} has no "
+                        "simulated truth to train one: run with --train-from <a simulated dataset> first"
+                    ) from None
+        figures["model_path"] = str(detector.path_)
+        task = bar.add_task("detecting", total=None)
+        pairs = detect_rephrases(found, detector)
+        bar.update(task, total=1, completed=1)
+    figures.update({"requests_with_candidates": len(found), "rephrase_pairs": len(pairs)})
+    if show:
+        figures["examples"] = {
+            f"{i + 1}": f"{r.request_text!r} -> {r.rephrase_text!r} ({r.gap_seconds:.0f} s, {r.score:.2f})"
+            for i, r in enumerate(pairs.sort_values("score", ascending=False).head(show).itertuples())
+        }
+    if output is not None:
+        writers = {".parquet": pairs.to_parquet, ".csv": pairs.to_csv, ".json": pairs.to_json}
+        if output.suffix not in writers:
+            raise _common.fail(f"--output {output}: expected a .parquet, .csv or .json file name")
+        kwargs = {"index": False} if output.suffix != ".json" else {"orient": "records"}
+        writers[output.suffix](output, **kwargs)
+        figures["output"] = str(output)
+    _common.emit(figures, as_json=as_json, title=f"rephrases in {dataset!r}")
+
+
+learn_app.command("rephrases")(rephrases_command)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(learn_app, name="learn")
