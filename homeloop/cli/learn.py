@@ -189,5 +189,67 @@ def rephrases_command(
 learn_app.command("rephrases")(rephrases_command)
 
 
+def rewrites_command(
+    ctx: typer.Context,
+    dataset: str = DATASET_OPTION,
+    min_support: int = typer.Option(3, "--min-support", min=1, help="Rephrase chains a rewrite needs."),
+    min_users: int = typer.Option(2, "--min-users", min=1, help="Distinct users behind those chains."),
+    min_improvement: float = typer.Option(
+        0.3, "--min-improvement", help="How much more likely the target must succeed than the source."
+    ),
+    prior_strength: float = typer.Option(2.0, "--prior-strength", min=0.0, help="Pseudo-turns smoothing each state."),
+    scorer: str = typer.Option("absorption", "--scorer", help="Target choice: absorption (the chain) or frequency."),
+    labels: str = typer.Option("auto", "--labels", help="Defect labels: auto, defect_labels or rules."),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Count on this Ray cluster ('local' starts one here); needs homeloop[ray]."
+    ),
+    export: Path = typer.Option(None, "--export", help="Also write the table to this .parquet or .json file."),
+    examples: int = typer.Option(10, "--examples", min=0, help="Rewrites to show."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Mine query rewrites from rephrase chains (absorbing Markov chain) and publish them as a new version.
+
+    Reads the lake's turns (and its defect_labels table when `homeloop learn defects` wrote one; otherwise
+    rule labels). The new version replaces the table in service in one database transaction.
+    """
+    import warnings
+
+    from homeloop.data.lake import Lake
+    from homeloop.db import open_database
+    from homeloop.selflearn.rewrites import learn_rewrites
+
+    ws = _common.workspace(ctx)
+    options = {
+        "min_support": min_support,
+        "min_users": min_users,
+        "min_improvement": min_improvement,
+        "prior_strength": prior_strength,
+        "target_scorer": scorer,
+        "labels": labels,
+    }
+    if ray_address:
+        options.update(backend="ray", ray_address=ray_address)
+    db = open_database(ws.database_url)
+    try:
+        with _common.progress(quiet=as_json) as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            task = bar.add_task("count chains, solve, publish", total=None)
+            table, figures = learn_rewrites(Lake(ws.lake), db, dataset, export=export, **options)
+            bar.update(task, total=1, completed=1)
+    finally:
+        db.dispose()
+    for w in caught:
+        _common.console.print(f"[yellow]{w.message}")
+    figures = {"dataset": dataset, **figures}
+    shown = [[r.source, r.target, r.support, r.source_success_prob, r.target_success_prob] for r in table][:examples]
+    figures["examples"] = (
+        shown if as_json else {f"{s} -> {t}": f"support {n}, P(success) {p:.2f} -> {q:.2f}" for s, t, n, p, q in shown}
+    )
+    _common.emit(figures, as_json=as_json, title=f"rewrites mined from {dataset!r}, version {figures['version']}")
+
+
+learn_app.command("rewrites")(rewrites_command)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(learn_app, name="learn")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["ReplayResult", "compare_outcomes", "replay_rewrites", "rewrites_report_section"]
+__all__ = ["ReplayResult", "compare_outcomes", "offline_rewrite_figures", "replay_rewrites", "rewrites_report_section"]
 
 _REQUEST_KINDS = ("request", "rephrase")
 
@@ -233,3 +233,36 @@ def rewrites_report_section(
             ),
         ],
     )
+
+
+def offline_rewrite_figures(lake, dataset: str, table, *, labels: str = "auto") -> dict[str, Any]:
+    """What a table would touch in logged turns that cannot be replayed (real logs): an estimate.
+
+    Coverage (share of requests whose heard text is a source; rewritten turns count as their source),
+    the defect rate of those requests as logged, and the success rate that the targets had when people
+    said them in the same logs. Defects come from ``defect_labels`` or the mining rules, as in mining.
+    """
+    from homeloop.selflearn.rewrites import count_chains
+
+    counts = count_chains(lake, dataset, labels=labels)
+    states = counts.states.to_pandas().set_index("text")
+    sources = [r.source for r in table.rewrites]
+    targets = [r.target for r in table.rewrites]
+    src = states.reindex(sources).fillna(0)
+    tgt = states.reindex(targets).fillna(0)
+    requests = int(states["n"].sum())
+    touched = int(src["n"].sum())
+    touched_fail = int((src["n"] - src["success"]).sum())
+    tgt_n = int(tgt["n"].sum())
+    return {
+        "dataset": dataset,
+        "labels": counts.figures["labels"],
+        "requests": requests,
+        "rewrites_in_table": len(table),
+        "sources_seen": int((src["n"] > 0).sum()),
+        "requests_a_rewrite_would_touch": touched,
+        "coverage_requests": _ratio(touched, requests),
+        "defect_rate_sources_logged": _ratio(touched_fail, touched),
+        "success_rate_targets_logged": _ratio(float(tgt["success"].sum()), tgt_n),
+        "defect_rate_all_logged": _ratio(requests - float(states["success"].sum()), requests),
+    }
