@@ -54,8 +54,9 @@ class LastStatePersists:
     """P(on) = how often, on the training days, the device's state ``horizon`` slots later was on given the
     state it had then (a per-device, per-horizon transition table)."""
 
-    def fit(self, history: DeviceHistory, train_days: Mapping[str, int], horizons=(1, 2, 3, 6, 12, 36)
-            ) -> LastStatePersists:
+    def fit(
+        self, history: DeviceHistory, train_days: Mapping[str, int], horizons=(1, 2, 3, 6, 12, 36)
+    ) -> LastStatePersists:
         self.table_: dict[int, np.ndarray] = {}
         homes, rows = _locate(history)
         for h in horizons:

@@ -59,6 +59,9 @@ QUERY_FEATURE_NAMES: tuple[str, ...] = (
     "home_switches_1h",
     "home_switches_3h",
     "since_home_switch",
+    "own_switches_3h",
+    "room_on_share",
+    "room_switches_1h",
     "time_sin",
     "time_cos",
     "weekend",
@@ -96,6 +99,23 @@ class _HomeCache:
         self.switch_cum = np.concatenate([[0], np.cumsum(switches)])
         self.last_home_switch = np.maximum.accumulate(np.where(switches > 0, idx, -1))
         self.n_active = max(int(home.has_events.sum()), 1)
+        self.own_cum = np.concatenate(
+            [np.zeros((len(home.devices), 1), np.int32), np.cumsum(home.starts, axis=1, dtype=np.int32)], axis=1
+        )
+        # the device's room (or first group): devices sharing it, their on-count and switch counts per slot
+        keys = [
+            r if isinstance(r, str) and r else (g[0] if len(g) else None)
+            for r, g in zip(home.devices["room"], home.devices["groups"], strict=True)
+        ]
+        names = sorted({k for k in keys if k is not None})
+        self.room_of = np.array([names.index(k) if k is not None else -1 for k in keys], dtype=np.int64)
+        self.room_size = np.array([(self.room_of == r).sum() for r in range(len(names))] + [0], dtype=np.int64)
+        self.room_on = np.zeros((len(names) + 1, n), np.int32)
+        self.room_cum = np.zeros((len(names) + 1, n + 1), np.int32)
+        for r in range(len(names)):
+            sel = self.room_of == r
+            self.room_on[r] = home.on[sel].sum(axis=0)
+            self.room_cum[r, 1:] = np.cumsum(home.starts[sel].sum(axis=0))
 
 
 def query_features(
@@ -133,6 +153,14 @@ def query_features(
     ev1 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - per_hour, 0)]
     ev3 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - 3 * per_hour, 0)]
     since_home = since(cache.last_home_switch[known])
+    own3 = cache.own_cum[rows, known + 1] - cache.own_cum[rows, np.maximum(known + 1 - 3 * per_hour, 0)]
+    room = cache.room_of[rows]  # -1 (no room) indexes the last, empty row
+    own_on = home.on[rows, known].astype(np.int64)
+    own_sw = cache.own_cum[rows, known + 1] - cache.own_cum[rows, np.maximum(known + 1 - per_hour, 0)]
+    room_others = np.maximum(cache.room_size[room] - 1, 0)
+    room_on = np.where(room_others > 0, (cache.room_on[room, known] - own_on) / np.maximum(room_others, 1), 0.0)
+    room_sw = cache.room_cum[room, known + 1] - cache.room_cum[room, np.maximum(known + 1 - per_hour, 0)] - own_sw
+    room_sw = np.where(room >= 0, np.maximum(room_sw, 0), 0)
     minute = (slots % spd) * home.slot_minutes + home.slot_minutes / 2
     angle = 2 * np.pi * minute / 1440
     weekend = home.weekday(slots // spd) >= 5
@@ -146,6 +174,9 @@ def query_features(
             np.log1p(ev1),
             np.log1p(ev3),
             since_home,
+            np.where(hidden, 0.0, np.log1p(own3)),
+            room_on,
+            np.log1p(room_sw),
             np.sin(angle),
             np.cos(angle),
             weekend.astype(np.float32),
@@ -175,7 +206,12 @@ class DeviceEncoder(nn.Module):
         self.room = nn.Linear(text_dim, hidden)
         self.device_type = nn.Embedding(len(DEVICE_TYPES), hidden)
         self.mix = nn.Sequential(
-            nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, embedding_dim), nn.LayerNorm(embedding_dim)
+            nn.GELU(),
+            nn.Dropout(0.1),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, embedding_dim),
+            nn.LayerNorm(embedding_dim),
         )
 
     def forward(self, usage: torch.Tensor, name: torch.Tensor, room: torch.Tensor, type_: torch.Tensor) -> torch.Tensor:
@@ -204,8 +240,13 @@ class _Network(nn.Module):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         emb = self.encoder(batch["usage"], batch["name"], batch["room"], batch["type"])
-        prior = torch.stack([batch["usage"].gather(1, batch["hod"][:, None])[:, 0],
-                             batch["usage"].gather(1, 24 + batch["how"][:, None])[:, 0]], dim=1)
+        prior = torch.stack(
+            [
+                batch["usage"].gather(1, batch["hod"][:, None])[:, 0],
+                batch["usage"].gather(1, 24 + batch["how"][:, None])[:, 0],
+            ],
+            dim=1,
+        )
         return self.decoder(emb, torch.cat([batch["query"], torch.sqrt(prior)], dim=1))
 
 
@@ -221,6 +262,36 @@ class _Samples(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> int:
         return i
+
+
+class _KeepBest:
+    """Callback: validation loss after each epoch; :meth:`restore` puts back the best epoch's weights."""
+
+    def __init__(self, owner: DeviceStateModel, validation) -> None:
+        self.owner, self.validation = owner, validation
+        self.losses: list[float] = []
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, state) -> None:
+        if self.validation is None:
+            return
+        collate, target, n = self.validation
+        net = self.owner.network_
+        was = net.training
+        net.eval()
+        with torch.no_grad():
+            logits = torch.cat([net(collate(list(range(a, min(a + 4096, n))))) for a in range(0, n, 4096)])
+        net.train(was)
+        loss = float(F.binary_cross_entropy_with_logits(logits, torch.from_numpy(target)))
+        self.losses.append(loss)
+        if self.best_state is None or loss < min(self.losses[:-1]):
+            self.best_epoch = state.epoch
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.owner.network_.load_state_dict(self.best_state)
 
 
 class DeviceStateModel:
@@ -245,11 +316,13 @@ class DeviceStateModel:
         text_encoder: str = "minilm",
         horizons: Sequence[int] = DEFAULT_HORIZONS,
         samples_per_device: int = 600,
-        epochs: int = 6,
+        epochs: int = 10,
         batch_size: int = 512,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         recency_dropout: float = 0.25,
+        validation_fraction: float = 0.2,
+        text_dropout: float = 0.15,
         use_rooms: bool = True,
         seed: int = 0,
     ) -> None:
@@ -263,37 +336,55 @@ class DeviceStateModel:
         self.lr = lr
         self.weight_decay = weight_decay
         self.recency_dropout = recency_dropout
+        self.text_dropout = text_dropout
+        self.validation_fraction = validation_fraction
         self.use_rooms = use_rooms
         self.seed = seed
 
     # ------------------------------------------------------------------ inputs
 
-    def _device_inputs(self, history: DeviceHistory, *, hide_rooms: bool = False) -> dict[str, np.ndarray]:
+    def _device_inputs(
+        self, history: DeviceHistory, *, hide_rooms: bool = False, hide_names: bool = False
+    ) -> dict[str, np.ndarray]:
         table = history.device_table()
-        names = encode_texts(list(table["name"]), encoder=self.text_encoder)
+        names = encode_texts([None] * len(table) if hide_names else list(table["name"]), encoder=self.text_encoder)
         if self.use_rooms and not hide_rooms:
             rooms_text = [
-                (r or " ".join(g for g in (gs or []) if g)) or None for r, gs in zip(table["room"], table["groups"], strict=True)
+                (r or " ".join(g for g in (gs or []) if g)) or None
+                for r, gs in zip(table["room"], table["groups"], strict=True)
             ]
         else:
             rooms_text = [None] * len(table)
         rooms = encode_texts(rooms_text, encoder=self.text_encoder)
-        if rooms.shape[1] != names.shape[1]:
-            rooms = np.zeros_like(names)
+        dim = max(rooms.shape[1], names.shape[1])
+        names = names if names.shape[1] == dim else np.zeros((len(table), dim), np.float32)
+        rooms = rooms if rooms.shape[1] == dim else np.zeros((len(table), dim), np.float32)
         types = np.array([_TYPE_INDEX.get(t, _TYPE_INDEX["other"]) for t in table["type"]], dtype=np.int64)
         homes = np.repeat(np.arange(len(history.homes)), [len(h.devices) for h in history.homes])
         rows = np.concatenate([np.arange(len(h.devices)) for h in history.homes]) if history.homes else np.zeros(0, int)
-        return {"name": names, "room": rooms, "type": types, "home": homes, "row": rows,
-                "has_events": table["has_events"].to_numpy(bool)}
+        return {
+            "name": names,
+            "room": rooms,
+            "type": types,
+            "home": homes,
+            "row": rows,
+            "has_events": table["has_events"].to_numpy(bool),
+        }
 
-    def _batches(self, history, agg, dev, queries_features, hod, how, lod, inputs):
+    def _batches(self, history, agg, dev, queries_features, hod, how, lod, inputs, text_dropout: float = 0.0):
+        rng = np.random.default_rng(self.seed + 2)
+
         def collate(idx: list[int]) -> dict[str, torch.Tensor]:
             i = np.asarray(idx)
             d = dev[i]
+            name, room = inputs["name"][d], inputs["room"][d]
+            if text_dropout > 0:  # teach the encoder to do without a name or a room (as for "Plug 1")
+                name = name * (rng.random(len(i)) >= text_dropout)[:, None]
+                room = room * (rng.random(len(i)) >= text_dropout)[:, None]
             return {
                 "usage": torch.from_numpy(usage_features(agg, d, lod[i] if lod is not None else None)),
-                "name": torch.from_numpy(inputs["name"][d]),
-                "room": torch.from_numpy(inputs["room"][d]),
+                "name": torch.from_numpy(name.astype(np.float32)),
+                "room": torch.from_numpy(room.astype(np.float32)),
                 "type": torch.from_numpy(inputs["type"][d]),
                 "query": torch.from_numpy(queries_features[i]),
                 "hod": torch.from_numpy(hod[i].astype(np.int64)),
@@ -331,9 +422,18 @@ class DeviceStateModel:
 
     # ------------------------------------------------------------------ fit / predict
 
-    def sample_queries(self, history: DeviceHistory, days: Mapping[str, int], *, per_device: int, seed: int,
-                       held_out: bool = False) -> Queries:
-        """Random queries on the training days (or on the held-out days after them)."""
+    def sample_queries(
+        self,
+        history: DeviceHistory,
+        days: Mapping[str, int],
+        *,
+        per_device: int,
+        seed: int,
+        held_out: bool = False,
+        until: Mapping[str, int] | None = None,
+    ) -> Queries:
+        """Random queries on the first ``days`` of each home (or, ``held_out``, on the days after them, up to
+        ``until`` days when given)."""
         rng = np.random.default_rng(seed)
         dev, slot, hz = [], [], []
         at = 0
@@ -342,7 +442,8 @@ class DeviceStateModel:
             k = len(h.devices)
             d = days.get(h.home_id, h.days)
             spd = h.slots_per_day
-            lo, hi = (d * spd, h.n_slots) if held_out else (0, d * spd)
+            end = h.n_slots if until is None else min(h.n_slots, until.get(h.home_id, h.days) * spd)
+            lo, hi = (d * spd, end) if held_out else (0, d * spd)
             lo = max(lo, min(hmax, hi - 1))
             active = np.flatnonzero(h.has_events)
             if hi - lo < 1 or active.size == 0:
@@ -360,45 +461,76 @@ class DeviceStateModel:
             raise NoDataError("no device with events has slots to sample queries from")
         return Queries(np.concatenate(dev), np.concatenate(slot), np.concatenate(hz))
 
-    def fit(self, history: DeviceHistory, train_days: Mapping[str, int] | None = None, *, callbacks: Sequence[Any] = ()
-            ) -> DeviceStateModel:
+    def fit(
+        self, history: DeviceHistory, train_days: Mapping[str, int] | None = None, *, callbacks: Sequence[Any] = ()
+    ) -> DeviceStateModel:
+        """Train on each home's first ``train_days[home_id]`` days (all days when ``None``).
+
+        The last ``validation_fraction`` of those days (homes with four training days or more)
+        are kept for validation: after each epoch the validation loss is measured and the
+        weights of the best epoch are kept (``validation_losses_`` records them).
+        """
         seed_everything(self.seed)
         self._caches: dict = {}
         days = dict(train_days) if train_days is not None else {h.home_id: h.days for h in history.homes}
         self.train_days_ = days
+        fit_days = {
+            h.home_id: d - (max(1, round(d * self.validation_fraction)) if d >= 4 and self.validation_fraction else 0)
+            for h in history.homes
+            for d in [min(days.get(h.home_id, h.days), h.days)]
+        }
         inputs = self._device_inputs(history)
         agg = UsageAggregates.of(history, days)
-        queries = self.sample_queries(history, days, per_device=self.samples_per_device, seed=self.seed)
-        rng = np.random.default_rng(self.seed + 1)
-        hide = rng.random(len(queries)) < self.recency_dropout
-        qf, hod, how, target = self._features(history, queries, inputs, hide)
+        self.text_dim_ = inputs["name"].shape[1]
+
+        def prepared(queries: Queries, seed: int):
+            hide = np.random.default_rng(seed).random(len(queries)) < self.recency_dropout
+            qf, hod, how, target = self._features(history, queries, inputs, hide)
+            lod = np.zeros(len(queries), np.int64)
+            for hi, h in enumerate(history.homes):
+                sel = inputs["home"][queries.device] == hi
+                lod[sel] = queries.slot[sel] // h.slots_per_day
+            return qf, hod, how, target, lod
+
+        queries = self.sample_queries(history, fit_days, per_device=self.samples_per_device, seed=self.seed)
+        qf, hod, how, target, lod = prepared(queries, self.seed + 1)
         self._targets = target
-        lod = np.zeros(len(queries), np.int64)
-        for hi, h in enumerate(history.homes):
-            sel = inputs["home"][queries.device] == hi
-            lod[sel] = queries.slot[sel] // h.slots_per_day
+        validation = None
+        if any(fit_days[k] < days.get(k, 0) for k in fit_days):
+            vq = self.sample_queries(
+                history,
+                fit_days,
+                per_device=max(50, self.samples_per_device // 4),
+                seed=self.seed + 7,
+                held_out=True,
+                until=days,
+            )
+            vqf, vhod, vhow, vtarget, vlod = prepared(vq, self.seed + 8)
+            validation = (self._batches(history, agg, vq.device, vqf, vhod, vhow, vlod, inputs), vtarget, len(vq))
         self.network_ = _Network(
             usage_dim=usage_features(agg, np.zeros(1, int)).shape[1],
-            text_dim=inputs["name"].shape[1],
+            text_dim=self.text_dim_,
             query_dim=qf.shape[1],
             embedding_dim=self.embedding_dim,
             hidden=self.hidden,
         )
-        self.text_dim_ = inputs["name"].shape[1]
         loader = make_loader(
             _Samples(len(queries)), batch_size=self.batch_size, seed=self.seed,
-            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs),
+            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, self.text_dropout),
         )  # fmt: skip
-        positive = max(float(target.mean()), 1e-4)
-        self.base_rate_ = positive
+        self.base_rate_ = max(float(target.mean()), 1e-4)
 
         def loss_fn(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
             return F.binary_cross_entropy_with_logits(model(batch), batch["target"])
 
+        keeper = _KeepBest(self, validation)
         self.history_ = fit(
             self.network_, loader, loss_fn=loss_fn, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-            callbacks=callbacks, seed=self.seed,
+            callbacks=[*callbacks, keeper], seed=self.seed,
         )  # fmt: skip
+        keeper.restore()
+        self.validation_losses_ = keeper.losses
+        self.best_epoch_ = keeper.best_epoch
         self._targets = None
         return self
 
@@ -406,8 +538,14 @@ class DeviceStateModel:
         if not hasattr(self, "network_"):
             raise NotFittedError("DeviceStateModel: call fit(history) before predicting or embedding")
 
-    def predict_proba(self, history: DeviceHistory, queries: Queries, *, hide_recency: np.ndarray | bool = False,
-                      batch_size: int = 4096) -> np.ndarray:
+    def predict_proba(
+        self,
+        history: DeviceHistory,
+        queries: Queries,
+        *,
+        hide_recency: np.ndarray | bool = False,
+        batch_size: int = 4096,
+    ) -> np.ndarray:
         """Probability that each queried device is on in its slot (``history`` must list the same homes as in
         fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
         self._check()
@@ -426,10 +564,18 @@ class DeviceStateModel:
                 out.append(torch.sigmoid(self.network_(collate(list(range(a, min(a + batch_size, len(queries))))))))
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
-    def embed(self, history: DeviceHistory, *, hide_rooms: bool = False, batch_size: int = 8192) -> np.ndarray:
-        """Embedding of every device of ``history`` (rows of its device table), from its training days."""
+    def embed(
+        self, history: DeviceHistory, *, hide_rooms: bool = False, hide_names: bool = False, batch_size: int = 8192
+    ) -> np.ndarray:
+        """Embedding of every device of ``history`` (rows of its device table), from its training days.
+
+        ``hide_rooms`` and ``hide_names`` leave the configured rooms and groups, or the names, out (as for a
+        device whose room is to be inferred)."""
         self._check()
-        inputs = self._device_inputs(history, hide_rooms=hide_rooms)
+        inputs = self._device_inputs(history, hide_rooms=hide_rooms, hide_names=hide_names)
+        if inputs["name"].shape[1] != self.text_dim_:
+            inputs["name"] = np.zeros((history.n_devices, self.text_dim_), np.float32)
+            inputs["room"] = np.zeros((history.n_devices, self.text_dim_), np.float32)
         agg = UsageAggregates.of(history, self.train_days_)
         out = []
         self.network_.eval()

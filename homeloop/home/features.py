@@ -55,6 +55,8 @@ __all__ = [
     "load_history",
     "split_days",
     "usage_features",
+    "utc_microseconds",
+    "UsageAggregates",
 ]
 
 #: states that count as on (a light on, a lock unlocked, a door open, a TV playing, ...)
@@ -182,8 +184,9 @@ class DeviceHistory:
         try:
             return self.homes[self._index[home_id]]
         except KeyError:
-            raise InvalidInputError(f"home {home_id!r}: not in this history; known homes are "
-                                    f"{list(self._index)[:10]}") from None
+            raise InvalidInputError(
+                f"home {home_id!r}: not in this history; known homes are {list(self._index)[:10]}"
+            ) from None
 
     @property
     def n_devices(self) -> int:
@@ -309,13 +312,18 @@ def history_from_intervals(
     return DeviceHistory(out, slot_minutes, skipped)
 
 
+def utc_microseconds(values: Any) -> np.ndarray:
+    """UTC microseconds since the epoch of times (datetimes, strings with offsets, a pandas column)."""
+    return pd.to_datetime(pd.Series(values), utc=True).dt.as_unit("us").astype("int64").to_numpy()
+
+
 def _to_us(values: Sequence[Any]) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "i":
         return values.astype(np.int64)
     values = list(values)
     if values and isinstance(values[0], (int, np.integer)):
         return np.asarray(values, dtype=np.int64)
-    return (pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype("int64") // 1000).to_numpy()
+    return utc_microseconds(pd.Series(values, dtype=object))
 
 
 def _check_slot_minutes(slot_minutes: int) -> None:
@@ -323,8 +331,9 @@ def _check_slot_minutes(slot_minutes: int) -> None:
         raise InvalidInputError(f"slot_minutes: expected a divisor of 60 such as 5, 10 or 15, got {slot_minutes!r}")
 
 
-def load_history(lake: Any, dataset: str, *, slot_minutes: int = 10, home_ids: Iterable[str] | None = None
-                 ) -> DeviceHistory:
+def load_history(
+    lake: Any, dataset: str, *, slot_minutes: int = 10, home_ids: Iterable[str] | None = None
+) -> DeviceHistory:
     """Read ``homes``, ``devices`` and ``device_events`` of ``dataset`` from the lake onto the slot grid.
 
     Speakers and devices without events are kept with ``has_events`` false. Raises
@@ -385,8 +394,9 @@ def split_days(history: DeviceHistory, *, train_fraction: float = 0.7) -> dict[s
     """
     if not 0 < train_fraction < 1:
         raise InvalidInputError(f"train_fraction: expected a number strictly between 0 and 1, got {train_fraction}")
-    return {h.home_id: max(1, min(h.days - 1, round(h.days * train_fraction))) if h.days > 1 else 1
-            for h in history.homes}
+    return {
+        h.home_id: max(1, min(h.days - 1, round(h.days * train_fraction))) if h.days > 1 else 1 for h in history.homes
+    }
 
 
 # --------------------------------------------------------------------------- usage features
