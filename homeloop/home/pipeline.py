@@ -1,0 +1,121 @@
+"""From a lake dataset to a trained device model, hunches, rooms and archetypes (what ``homeloop home`` runs).
+
+Saved models live under ``<workspace>/models/home/<dataset>.pt`` (a pickled
+:class:`~homeloop.home.embeddings.DeviceStateModel` with a format version).
+
+For a real home there is no presence ground truth to train a home-state model on, so
+:class:`InactivityHomeState` stands in: the longer nothing in the home has switched,
+the likelier everyone is asleep (at night) or away (by day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from homeloop.errors import ArtifactError, MissingInputError
+from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.features import DeviceHistory
+from homeloop.home.hunches import hunch_candidates
+
+__all__ = ["InactivityHomeState", "find_hunches", "load_device_model", "model_path", "save_device_model"]
+
+_FORMAT = 1
+
+
+def model_path(models_dir: Path, dataset: str) -> Path:
+    return Path(models_dir) / "home" / f"{dataset}.pt"
+
+
+def save_device_model(model: DeviceStateModel, path: Path, *, meta: Mapping[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    model._caches = {}
+    torch.save({"format": _FORMAT, "model": model, "meta": dict(meta or {})}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_device_model(path: Path) -> tuple[DeviceStateModel, dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"device model {path} does not exist; run 'homeloop home train' first")
+    try:
+        blob = torch.load(path, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt artefact
+        raise ArtifactError(f"device model {path}: cannot be read ({exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        raise ArtifactError(f"device model {path}: expected format {_FORMAT}, got {blob.get('format')!r}")
+    return blob["model"], blob.get("meta", {})
+
+
+class InactivityHomeState:
+    """P(asleep) and P(away) from how long nothing in the home switched, split by the time of day.
+
+    Inactivity rises from 0 after ``quiet_minutes`` to 1 after ``3 * quiet_minutes``; between
+    ``night_start`` and ``night_end`` (local hours) it counts as asleep, otherwise as away.
+    """
+
+    def __init__(self, *, quiet_minutes: int = 45, night_start: float = 22.0, night_end: float = 6.0) -> None:
+        self.quiet_minutes = quiet_minutes
+        self.night_start = night_start
+        self.night_end = night_end
+
+    def predict_proba(self, history: DeviceHistory, **_: Any) -> dict[str, np.ndarray]:
+        out = {}
+        for h in history.homes:
+            idx = np.arange(h.n_slots)
+            switches = h.starts[h.has_events].sum(axis=0)
+            last = np.maximum.accumulate(np.where(switches > 0, idx, -10**6))
+            quiet = (idx - last) * h.slot_minutes
+            inactive = np.clip((quiet - self.quiet_minutes) / (2 * self.quiet_minutes), 0, 1)
+            hour = (idx % h.slots_per_day) * h.slot_minutes / 60
+            night = (hour >= self.night_start) | (hour < self.night_end)
+            p = np.zeros((h.n_slots, 3), np.float32)
+            p[:, 2] = np.where(night, inactive, 0)
+            p[:, 1] = np.where(night, 0, inactive)
+            p[:, 0] = 1 - p[:, 1] - p[:, 2]
+            out[h.home_id] = p
+        return out
+
+
+def find_hunches(
+    history: DeviceHistory,
+    model: DeviceStateModel,
+    *,
+    days: int = 2,
+    threshold: float = 0.5,
+    home_state: Any | None = None,
+    acceptance: Any | None = None,
+) -> pd.DataFrame:
+    """Hunches over the last ``days`` of each home: devices on whose score is at least ``threshold``.
+
+    The score is the acceptance model's probability when one is given, else the rule score
+    ``(1 - expected_on) * (P(asleep) + P(away))``. One row per device and on-period (its
+    first slot over the threshold), with the local time, the expectation and the home state.
+    """
+    home_state = home_state or InactivityHomeState()
+    slots = {h.home_id: (max(0, h.n_slots - days * h.slots_per_day), h.n_slots) for h in history.homes}
+    cands = hunch_candidates(history, model, home_state, slots=slots)
+    if len(cands) == 0:
+        return pd.DataFrame(columns=["device_id", "name", "type", "home_id", "local_time", "expected_on",
+                                     "p_asleep", "p_away", "score"])  # fmt: skip
+    score = acceptance.predict_proba(history, cands) if acceptance is not None else cands.rule_score
+    df = cands.frame(history)
+    df["score"] = score
+    df["type"] = history.device_table()["type"].to_numpy()[cands.device]
+    df = df[df["score"] >= threshold].sort_values(["run", "slot"]).groupby("run").head(1)
+    homes = {h.home_id: h for h in history.homes}
+    df["local_time"] = [
+        dt.datetime.combine(homes[hid].start, dt.time()) + dt.timedelta(minutes=int(s) * homes[hid].slot_minutes)
+        for hid, s in zip(df["home_id"], df["slot"], strict=True)
+    ]
+    cols = ["device_id", "name", "type", "home_id", "local_time", "expected_on", "p_asleep", "p_away", "score", "slot"]
+    return df[cols].reset_index(drop=True)
