@@ -350,69 +350,90 @@ def count_chains(
             f"CREATE TEMP VIEW labels_src AS SELECT turn_id, any_value(defect) AS defect "
             f"FROM read_parquet({label_files!r}, union_by_name=true) GROUP BY turn_id"
         )
-    # normalise each distinct heard text once, not once per turn
+    # normalise each distinct heard text once, not once per turn; from here on texts are integer ids
     con.execute(
         f"""CREATE TEMP TABLE heard AS
-        SELECT raw, {_normalise_sql("raw")} AS text
-        FROM (SELECT DISTINCT coalesce(rewritten_from, asr_text) AS raw FROM turns_src WHERE asr_text IS NOT NULL)"""
+        SELECT rh, text, dense_rank() OVER (ORDER BY text) AS tid
+        FROM (SELECT rh, {_normalise_sql("raw")} AS text
+              FROM (SELECT hash(coalesce(rewritten_from, asr_text)) AS rh, any_value(coalesce(rewritten_from, asr_text)) AS raw
+                    FROM turns_src WHERE asr_text IS NOT NULL GROUP BY rh))"""
     )
     reactions = ", ".join(f"'{i}'" for i in REACTION_INTENTS)
     gap, window = float(session_gap_seconds), float(rephrase_window_seconds)
-    rule = (
-        "(coalesce(response_type, '') = 'error' OR coalesce(barge_in, false) OR coalesce(feedback, '') = 'negative'"
-        f" OR (next_time IS NOT NULL AND epoch(next_time) - epoch(time) <= {window}))"
+    rule = f"(signal OR (next_time IS NOT NULL AND epoch(next_time) - epoch(time) <= {window}))"
+    defect = f"coalesce(label, {rule})" if use_labels else rule
+    label_col = ", l.defect AS label" if use_labels else ""
+    join_labels = "LEFT JOIN labels_src l ON l.turn_id = t.turn_id" if use_labels else ""
+    # user and device, turn ids and texts become 64-bit hashes: sorting and joining integers is what makes this fast
+    con.execute(
+        f"""CREATE TEMP TABLE base AS
+        SELECT hash(t.user_id, t.device_id) AS ud, hash(t.user_id) AS uh, hash(t.turn_id) AS th, t.time, h.tid,
+               NOT (h.text = '' OR coalesce(t.intent, '') IN ({reactions})) AS chain,
+               t.rewritten_from IS NOT NULL AS rewritten,
+               (coalesce(t.response_type, '') = 'error' OR coalesce(t.barge_in, false)
+                OR coalesce(t.feedback, '') = 'negative') AS signal {label_col}
+        FROM turns_src t JOIN heard h ON h.rh = hash(coalesce(t.rewritten_from, t.asr_text)) {join_labels}
+        WHERE t.time IS NOT NULL"""
     )
-    defect = f"coalesce(l.defect, {rule})" if use_labels else rule
-    join_labels = "LEFT JOIN labels_src l USING (turn_id)" if use_labels else ""
-    # duplicates (the same turn_id twice) count once; turns without a time cannot be ordered and are skipped
+    # Two passes over each user's turns on one device, in time order. A turn logged twice counts once (its
+    # copy is skipped, also when looking at the next turn). Sessions split where more than `gap` seconds pass.
+    # Reactions are signals (by the rules they make the turn before defective), not states of the chain:
+    # `chain` rows only. `seg` numbers the runs of defective turns that end in a non-defective one.
     con.execute(
         f"""CREATE TEMP TABLE chain AS
-        WITH base AS (
-            SELECT DISTINCT ON (turn_id) t.turn_id, t.user_id, t.device_id, t.time, h.text,
-                   t.rewritten_from IS NOT NULL AS rewritten,
-                   coalesce(t.intent, '') IN ({reactions}) AS reaction,
-                   t.response_type, t.barge_in, t.feedback
-            FROM turns_src t JOIN heard h ON h.raw = coalesce(t.rewritten_from, t.asr_text)
-            WHERE t.time IS NOT NULL
+        WITH ordered AS (
+            SELECT *,
+                   th IS NOT DISTINCT FROM lag(th) OVER w AS dup,
+                   CASE WHEN lag(time) OVER w IS NULL OR epoch(time) - epoch(lag(time) OVER w) > {gap}
+                        THEN 1 ELSE 0 END AS new,
+                   CASE WHEN lead(th) OVER w = th THEN lead(time, 2) OVER w ELSE lead(time) OVER w END AS next_time
+            FROM base WINDOW w AS (PARTITION BY ud ORDER BY time, th)
         ),
-        ordered AS (
-            SELECT *, lag(time) OVER w AS prev_time, lead(time) OVER w AS next_time
-            FROM base WINDOW w AS (PARTITION BY user_id, device_id ORDER BY time, turn_id)
+        labelled AS (
+            SELECT * EXCLUDE (next_time), {defect} AS defect FROM ordered WHERE NOT dup
         ),
-        sessioned AS (
-            SELECT *, {defect} AS defect,
-                   sum(CASE WHEN prev_time IS NULL OR epoch(time) - epoch(prev_time) > {gap} THEN 1 ELSE 0 END)
-                       OVER (PARTITION BY user_id, device_id ORDER BY time, turn_id ROWS UNBOUNDED PRECEDING) AS sess
-            FROM ordered o {join_labels}
+        walked AS (
+            SELECT *,
+                   sum(new) OVER w AS sess,
+                   sum(CASE WHEN chain AND NOT defect THEN 1 ELSE 0 END) OVER w
+                       - CASE WHEN chain AND NOT defect THEN 1 ELSE 0 END AS seg,
+                   row_number() OVER w AS pos,
+                   lead(CASE WHEN chain THEN tid END IGNORE NULLS) OVER w AS next_chain_tid,
+                   lead(CASE WHEN chain THEN pos_time END IGNORE NULLS) OVER w AS next_chain_time,
+                   lead(CASE WHEN new = 1 THEN pos_time END IGNORE NULLS) OVER w AS next_break_time
+            FROM (SELECT *, epoch(time) + 0.0 AS pos_time FROM labelled)
+            WINDOW w AS (PARTITION BY ud ORDER BY time, th ROWS UNBOUNDED PRECEDING)
         )
-        SELECT hash(user_id, device_id, sess) AS skey, user_id, time, turn_id, text, rewritten, defect,
-               lead(text) OVER s AS next_text,
-               coalesce(sum(CASE WHEN defect THEN 0 ELSE 1 END)
-                   OVER (s ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS seg,
-               row_number() OVER s AS pos
-        FROM sessioned
-        WHERE NOT reaction AND text <> ''
-        WINDOW s AS (PARTITION BY user_id, device_id, sess ORDER BY time, turn_id)"""
+        SELECT ud, uh, sess, tid, rewritten, defect, seg, pos, new,
+               CASE WHEN next_chain_tid IS NOT NULL
+                         AND (next_break_time IS NULL OR next_break_time > next_chain_time)
+                    THEN next_chain_tid END AS next_tid
+        FROM walked WHERE chain"""
     )
+    con.execute("CREATE TEMP TABLE vocab AS SELECT DISTINCT tid, text FROM heard")
     states = con.sql(
-        """SELECT text, count(*)::BIGINT n,
-                  count(*) FILTER (WHERE NOT defect)::BIGINT success,
-                  count(*) FILTER (WHERE defect AND next_text IS NULL)::BIGINT failure
-           FROM chain WHERE NOT rewritten GROUP BY text"""
+        """SELECT v.text, c.n, c.success, c.failure FROM (
+               SELECT tid, count(*)::BIGINT n, count(*) FILTER (WHERE NOT defect)::BIGINT success,
+                      count(*) FILTER (WHERE defect AND next_tid IS NULL)::BIGINT failure
+               FROM chain WHERE NOT rewritten GROUP BY tid) c JOIN vocab v USING (tid)"""
     ).to_arrow_table()
     transitions = con.sql(
-        """SELECT text AS src, next_text AS dst, count(*)::BIGINT n
-           FROM chain WHERE NOT rewritten AND defect AND next_text IS NOT NULL GROUP BY 1, 2"""
+        """SELECT s.text AS src, d.text AS dst, c.n FROM (
+               SELECT tid, next_tid, count(*)::BIGINT n FROM chain
+               WHERE NOT rewritten AND defect AND next_tid IS NOT NULL GROUP BY 1, 2) c
+           JOIN vocab s ON s.tid = c.tid JOIN vocab d ON d.tid = c.next_tid"""
     ).to_arrow_table()
     pairs = con.sql(
-        """SELECT a.text AS src, b.text AS dst, count(*)::BIGINT support, count(DISTINCT a.user_id)::BIGINT users
-           FROM chain a JOIN chain b ON a.skey = b.skey AND a.seg = b.seg AND b.pos > a.pos
-           WHERE a.defect AND NOT a.rewritten AND a.text <> b.text
-           GROUP BY 1, 2"""
+        """SELECT s.text AS src, d.text AS dst, c.support, c.users FROM (
+               SELECT a.tid AS src, b.tid AS dst, count(*)::BIGINT support, count(DISTINCT a.uh)::BIGINT users
+               FROM chain a JOIN chain b ON a.ud = b.ud AND a.sess = b.sess AND a.seg = b.seg AND b.pos > a.pos
+               WHERE a.defect AND NOT a.rewritten AND a.tid <> b.tid
+               GROUP BY 1, 2) c
+           JOIN vocab s ON s.tid = c.src JOIN vocab d ON d.tid = c.dst"""
     ).to_arrow_table()
     summary = con.sql(
         """SELECT count(*), count(*) FILTER (WHERE rewritten), count(*) FILTER (WHERE defect),
-                  count(DISTINCT skey) FROM chain"""
+                  count(DISTINCT hash(ud, sess)) FROM chain"""
     ).fetchall()[0]
     figures = {
         "turns": int(n_rows[0]),
@@ -470,6 +491,7 @@ def select_rewrites(
             type=pa.string(),
         )
     )
+    texts = texts.take(pc.sort_indices(texts))  # ids in text order: ties between targets go to the first text
     n_states = len(texts)
     if n_states == 0:
         raise NoDataError("turns: expected requests with text, found none")
@@ -522,7 +544,8 @@ def select_rewrites(
     source_p = direct[src]
     ok = target_p - source_p >= min_improvement
     src, dst, support, rank, target_p, source_p = (x[ok] for x in (src, dst, support, rank, target_p, source_p))
-    order = np.lexsort((-support, -rank, src))  # by source, best score first, then support
+    # by source, best score first (to 9 decimals, so that float noise does not break ties), then support, then text
+    order = np.lexsort((dst, -support, -np.round(rank, 9), src))
     src, dst, support, target_p, source_p = (x[order] for x in (src, dst, support, target_p, source_p))
     first = np.unique(src, return_index=True)[1] if len(src) else np.array([], dtype=np.int64)
     text_list = texts.to_pylist()
