@@ -224,12 +224,17 @@ def _normalise_devices(devices: pd.DataFrame, skipped: Counter) -> pd.DataFrame:
     return df[["device_id", "name", "type", "room", "groups"]]
 
 
-def _local_minutes(us: np.ndarray, zone: zoneinfo.ZoneInfo, origin: dt.datetime) -> np.ndarray:
-    """Minutes of local wall-clock time since the local naive datetime ``origin``."""
+def _local_us(us: np.ndarray, zone: zoneinfo.ZoneInfo, origin: dt.datetime) -> np.ndarray:
+    """Microseconds of local wall-clock time since the local naive datetime ``origin``."""
     if us.size == 0:
         return np.zeros(0, dtype=np.int64)
     local = pd.to_datetime(us, unit="us", utc=True).tz_convert(zone).tz_localize(None).as_unit("us")
-    return ((local.asi8 - np.datetime64(origin, "us").astype(np.int64)) // _US_PER_MINUTE).astype(np.int64)
+    return (local.asi8 - np.datetime64(origin, "us").astype(np.int64)).astype(np.int64)
+
+
+def _local_minutes(us: np.ndarray, zone: zoneinfo.ZoneInfo, origin: dt.datetime) -> np.ndarray:
+    """Minutes of local wall-clock time since the local naive datetime ``origin``."""
+    return _local_us(us, zone, origin) // _US_PER_MINUTE
 
 
 def _home_slots(
@@ -273,8 +278,9 @@ def _home_slots(
         if device_id not in cleaned:
             continue
         s, e = cleaned[device_id]
-        a = np.clip(_local_minutes(s, zone, origin) // slot_minutes, 0, n - 1)
-        b = np.clip(_local_minutes(e, zone, origin) // slot_minutes, 0, n - 1)
+        slot_us = slot_minutes * _US_PER_MINUTE
+        a = np.clip(_local_us(s, zone, origin) // slot_us, 0, n - 1)
+        b = np.clip((_local_us(e, zone, origin) - 1) // slot_us, 0, n - 1)  # an end on a boundary ends the slot before
         b = np.maximum(a, b)  # a daylight-saving fold can put an end before its start in local time
         delta = np.zeros(n + 1, dtype=np.int32)
         np.add.at(delta, a, 1)

@@ -180,6 +180,17 @@ AUTOMATION_SCHEMA: dict[str, Any] = {
 }
 
 
+def _deepest(err: Any) -> list[Any]:
+    """The innermost errors under an ``anyOf``/``oneOf`` failure: those whose path reaches furthest."""
+    if not err.context:
+        return [err]
+    leaves = [leaf for sub in err.context for leaf in _deepest(sub)]
+    depth = max(len(leaf.absolute_path) for leaf in leaves)
+    if depth <= len(err.absolute_path):
+        return [err]
+    return [leaf for leaf in leaves if len(leaf.absolute_path) == depth]
+
+
 def validate_automations(automations: Any) -> list[str]:
     """Errors (``"<automation index>: <path>: <message>"``) of a list of automations; empty when all are valid.
 
@@ -194,9 +205,20 @@ def validate_automations(automations: Any) -> list[str]:
     validator = jsonschema.Draft202012Validator(AUTOMATION_SCHEMA)
     errors = []
     for i, automation in enumerate(automations):
-        for err in sorted(validator.iter_errors(automation), key=lambda e: list(e.absolute_path)):
-            path = "/".join(str(p) for p in err.absolute_path) or "(top)"
-            errors.append(f"{i}: {path}: {err.message}")
+        if isinstance(automation, dict):
+            for new, old in (("triggers", "trigger"), ("actions", "action")):
+                if new not in automation and old not in automation:
+                    errors.append(f"{i}: (top): {new!r} is a required property")
+                elif new in automation and old in automation:
+                    errors.append(f"{i}: (top): use either {new!r} or {old!r}, not both")
+            if errors and errors[-1].startswith(f"{i}:"):
+                continue
+        for err in sorted(validator.iter_errors(automation), key=lambda e: [str(p) for p in e.absolute_path]):
+            for leaf in _deepest(err):
+                path = "/".join(str(p) for p in leaf.absolute_path) or "(top)"
+                message = f"{i}: {path}: {leaf.message}"
+                if message not in errors:
+                    errors.append(message)
     ids = [a.get("id") for a in automations if isinstance(a, dict) and a.get("id")]
     errors += [f"id {d!r} is used more than once" for d in sorted({d for d in ids if ids.count(d) > 1})]
     return errors
