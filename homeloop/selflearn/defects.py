@@ -188,7 +188,7 @@ def binary_metrics(y_true: Sequence[bool], flags: Sequence[bool], scores: Sequen
     precision = tp / f.sum() if f.sum() else 0.0
     recall = tp / y.sum() if y.sum() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    out = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    out = {"precision": round(float(precision), 4), "recall": round(float(recall), 4), "f1": round(float(f1), 4)}
     if scores is not None:
         s = np.asarray(scores, dtype=float)
         out["auc"] = round(float(roc_auc_score(y, s)), 4) if 0 < y.sum() < len(y) else None
@@ -215,7 +215,7 @@ def signals_from_lake(
     """
     columns = [
         "turn_id", "user_id", "home_id", "device_id", "time", "asr_text", "asr_confidence", "nlu_confidence",
-        "intent", "response_type", "barge_in", "feedback", "rewritten_from",
+        "intent", "response_type", "barge_in", "feedback", "rewritten_from", "resolved_entities",
     ]  # fmt: skip
     turns = lake.read(dataset, "turns", columns=columns)
     if turns.num_rows == 0:
@@ -236,7 +236,10 @@ def signals_from_lake(
             "rephrases, 'no' turns and abandonment only",
             stacklevel=2,
         )
-    signals = defect_signals(sessions, rephrase_window_seconds=rephrase_window_seconds)
+    events = None
+    if lake.has(dataset, "device_events"):
+        events = lake.read(dataset, "device_events", columns=["device_id", "time", "source"])
+    signals = defect_signals(sessions, rephrase_window_seconds=rephrase_window_seconds, device_events=events)
     signals["home_id"] = sessions["home_id"].values
     signals.attrs["has_feedback"] = has_feedback
     return signals

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from homeloop.errors import ArtifactError, MissingInputError, NoDataError, NotFittedError, SchemaError
-from homeloop.selflearn.sessions import DEFAULT_REPHRASE_WINDOW_SECONDS, is_negation
+from homeloop.selflearn.sessions import DEFAULT_REPHRASE_WINDOW_SECONDS, epoch_seconds, is_negation
 
 __all__ = [
     "REPHRASE_MODEL_NAME",
@@ -53,7 +53,10 @@ __all__ = [
     "load_rephrase_model",
     "rephrase_examples",
     "rephrase_metrics",
+    "rephrase_examples_from_lake",
     "save_rephrase_model",
+    "similarity_rule",
+    "train_rephrase_detector_on_truth",
     "truth_rephrase_targets",
 ]
 
@@ -101,7 +104,7 @@ def rephrase_examples(
     ids = sessions["turn_id"].astype(str).tolist()
     session = sessions["session"].tolist()
     homes = sessions["home_id"].tolist() if "home_id" in sessions.columns else [None] * len(ids)
-    secs = sessions["time"].values.astype("datetime64[us]").astype(np.int64) / 1e6
+    secs = epoch_seconds(sessions["time"])
     out: list[RephraseExample] = []
     n = len(ids)
     for i in range(n):
@@ -186,7 +189,20 @@ def _load_minilm(model_path: str | Path | None):
     return tokenizer, transformer
 
 
-# --------------------------------------------------------------------------- pairwise baseline
+# --------------------------------------------------------------------------- baselines
+
+
+def similarity_rule(examples: Sequence[RephraseExample], *, min_similarity: float = 0.5) -> list[int | None]:
+    """The simplest reading: the most similar candidate by words and letters
+    (:func:`~homeloop.selflearn.sessions.text_similarity`), if it reaches ``min_similarity``."""
+    from homeloop.selflearn.sessions import text_similarity
+
+    out: list[int | None] = []
+    for ex in examples:
+        sims = [0.0 if is_negation(c.text) else text_similarity(ex.text, c.text) for c in ex.candidates]
+        k = int(np.argmax(sims))
+        out.append(k if sims[k] >= min_similarity else None)
+    return out
 
 
 class PairwiseRephraseDetector:
@@ -712,6 +728,7 @@ def train_rephrase_detector_on_truth(
         "span_training_seconds": round(detector.training_seconds_, 1),
         "span_predict_seconds": round(time.perf_counter() - started, 1),
         "next_turn_rule": rephrase_metrics([0] * len(test_x), test_y),
+        "similarity_rule": rephrase_metrics(similarity_rule(test_x), test_y),
     }
     if baseline:
         started = time.perf_counter()

@@ -41,6 +41,7 @@ __all__ = [
 
 DEFAULT_SESSION_GAP_SECONDS = 60.0
 DEFAULT_REPHRASE_WINDOW_SECONDS = 45.0
+DEFAULT_REVERT_WINDOW_SECONDS = 120.0
 REQUIRED_COLUMNS = ("turn_id", "user_id", "device_id", "time")
 _OPTIONAL_DEFAULTS = {
     "asr_text": "",
@@ -93,6 +94,7 @@ SIGNAL_FEATURES = (
     "prev_similarity",
     "is_last",
     "abandoned",
+    "reverted_manually",
     "position",
     "session_turns",
 )
@@ -140,7 +142,7 @@ def _trigrams(text: str) -> set[str]:
 
 def _to_frame(turns: pa.Table | pd.DataFrame) -> pd.DataFrame:
     if isinstance(turns, pa.Table):
-        cols = [c for c in turns.column_names if c not in ("slots", "resolved_entities", "device_states")]
+        cols = [c for c in turns.column_names if c not in ("slots", "device_states")]
         return turns.select(cols).to_pandas()
     if isinstance(turns, pd.DataFrame):
         return turns.copy()
@@ -193,7 +195,7 @@ def sessionize(turns: pa.Table | pd.DataFrame, *, gap_seconds: float = DEFAULT_S
     same_speaker = (df["user_id"].values[1:] == df["user_id"].values[:-1]) & (
         df["device_id"].values[1:] == df["device_id"].values[:-1]
     )
-    gaps = np.diff(df["time"].values).astype("timedelta64[us]").astype(np.int64) / 1e6
+    gaps = np.diff(epoch_seconds(df["time"]))
     starts = np.ones(len(df), dtype=bool)
     starts[1:] = ~(same_speaker & (gaps <= gap_seconds))
     session_no = np.cumsum(starts) - 1
@@ -204,6 +206,12 @@ def sessionize(turns: pa.Table | pd.DataFrame, *, gap_seconds: float = DEFAULT_S
     df.attrs["duplicates_dropped"] = dropped
     df.attrs["gap_seconds"] = gap_seconds
     return df
+
+
+def epoch_seconds(times: pd.Series) -> np.ndarray:
+    """Seconds since the epoch of a column of UTC times, as floats."""
+    naive = pd.to_datetime(times, utc=True).dt.tz_convert(None)
+    return naive.to_numpy().astype("datetime64[us]").astype(np.int64) / 1e6
 
 
 def _rows(mask: pd.Series) -> list[int]:
@@ -218,6 +226,8 @@ def defect_signals(
     *,
     rephrase_window_seconds: float = DEFAULT_REPHRASE_WINDOW_SECONDS,
     rephrase_similarity: float = 0.5,
+    device_events: pd.DataFrame | pa.Table | None = None,
+    revert_window_seconds: float = DEFAULT_REVERT_WINDOW_SECONDS,
 ) -> pd.DataFrame:
     """One row per turn of ``sessions`` (as :func:`sessionize` returns them): the implicit signals that it
     went wrong and the context a model needs to weigh them.
@@ -230,6 +240,10 @@ def defect_signals(
     repeats the previous one), and whether the user gave up (the session ends after a turn the
     assistant did not carry out). Times are seconds; a missing next or previous turn gives a gap of
     ``rephrase_window_seconds * 4``.
+
+    With ``device_events`` (the lake table) and the turns' ``resolved_entities``, ``reverted_manually``
+    says that a device the assistant acted on was switched by hand (``source == "manual"``) within
+    ``revert_window_seconds`` after the turn: the user undid what the assistant did. Without them it is 0.
     """
     if not isinstance(sessions, pd.DataFrame) or "session" not in sessions.columns:
         raise SchemaError("sessions: expected the DataFrame that sessionize() returns (with a 'session' column)")
@@ -240,7 +254,7 @@ def defect_signals(
     far = float(rephrase_window_seconds) * 4
     texts = df["asr_text"].fillna("").astype(str).tolist()
     session = df["session"].values
-    secs = df["time"].values.astype("datetime64[us]").astype(np.int64) / 1e6
+    secs = epoch_seconds(df["time"])
     same_next = np.zeros(n, dtype=bool)
     same_next[:-1] = session[1:] == session[:-1]
     same_prev = np.zeros(n, dtype=bool)
@@ -285,7 +299,7 @@ def defect_signals(
         {
             "turn_id": df["turn_id"].astype(str).values,
             "session": session,
-            "time": df["time"].values,
+            "time": df["time"].array,
             "text": texts,
             "barge_in": barge.astype(float),
             "feedback_negative": (feedback == "negative").astype(float),
@@ -314,6 +328,7 @@ def defect_signals(
             "prev_similarity": prev_sim,
             "is_last": is_last.astype(float),
             "abandoned": (is_last & (not_done | barge)).astype(float),
+            "reverted_manually": _reverted_manually(df, device_events, revert_window_seconds),
             "position": df["position"].values.astype(float),
             "session_turns": session_turns.astype(float),
         }
@@ -323,11 +338,50 @@ def defect_signals(
     return out
 
 
+def _reverted_manually(df: pd.DataFrame, device_events, window: float) -> np.ndarray:
+    """1.0 where a device the turn acted on changed by hand within ``window`` seconds after it."""
+    out = np.zeros(len(df))
+    if device_events is None or "resolved_entities" not in df.columns:
+        return out
+    events = device_events.to_pandas() if isinstance(device_events, pa.Table) else device_events
+    if len(events) == 0 or not {"device_id", "time", "source"} <= set(events.columns):
+        return out
+    manual = events.loc[events["source"] == "manual", ["device_id", "time"]]
+    if len(manual) == 0:
+        return out
+    acted = df["response_type"].fillna("").astype(str).to_numpy() == "action"
+    rows, devices, times = [], [], []
+    secs = epoch_seconds(df["time"])
+    for i in np.flatnonzero(acted):
+        entities = df["resolved_entities"].iat[i]
+        if entities is None or (hasattr(entities, "__len__") and len(entities) == 0):
+            continue
+        for e in entities:
+            entity = e.get("entity_id") if isinstance(e, dict) else None
+            if entity:
+                rows.append(i)
+                devices.append(entity)
+                times.append(secs[i])
+    if not rows:
+        return out
+    by_device: dict[str, np.ndarray] = {
+        d: np.sort(epoch_seconds(g["time"])) for d, g in manual.groupby("device_id", sort=False)
+    }
+    for i, d, t in zip(rows, devices, times, strict=True):
+        ts = by_device.get(d)
+        if ts is None:
+            continue
+        k = np.searchsorted(ts, t, side="right")
+        if k < len(ts) and ts[k] - t <= window:
+            out[i] = 1.0
+    return out
+
+
 def rule_defects(signals: pd.DataFrame, *, rules: Sequence[str] | None = None) -> np.ndarray:
     """The rules-only defect reading: a turn is a defect when any rule fires.
 
     Default rules: a barge-in, negative feedback, an error response, a "no" next, a rephrase within the
-    window, or abandonment. ``rules`` picks a subset of those column names.
+    window, abandonment, or a device the assistant switched being switched back by hand. ``rules`` picks a subset of those column names.
     """
     names = tuple(rules) if rules is not None else RULES
     unknown = [r for r in names if r not in signals.columns]
@@ -339,4 +393,12 @@ def rule_defects(signals: pd.DataFrame, *, rules: Sequence[str] | None = None) -
     return fired
 
 
-RULES = ("barge_in", "feedback_negative", "response_error", "next_is_negation", "rephrase_follows", "abandoned")
+RULES = (
+    "barge_in",
+    "feedback_negative",
+    "response_error",
+    "next_is_negation",
+    "rephrase_follows",
+    "abandoned",
+    "reverted_manually",
+)
