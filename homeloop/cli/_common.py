@@ -19,7 +19,7 @@ from homeloop.errors import HomeloopError
 from homeloop.workspace import Workspace
 
 # modules under homeloop/cli/ that define ``register(app)``, in help order
-COMMAND_MODULES = ("demo", "simulate", "ingest", "nlu", "db", "learn", "evaluate", "models", "home")
+COMMAND_MODULES = ("demo", "simulate", "ingest", "nlu", "db", "learn", "evaluate", "models", "home", "privacy")
 
 console = Console(stderr=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout.")

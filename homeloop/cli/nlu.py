@@ -24,20 +24,40 @@ def train(
     encoder: str = typer.Option("fast", "--encoder", help="Text encoder: fast (seconds on a CPU) or minilm."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Passes over the training data (default: the encoder's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    dp: bool = typer.Option(False, "--dp", help="Train with differential privacy (DP-SGD, homeloop.privacy)."),
+    epsilon: float = typer.Option(8.0, "--epsilon", help="With --dp: the privacy budget epsilon."),
+    delta: float = typer.Option(None, "--delta", help="With --dp: delta (default 1/n^1.1)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Train on HWU64 train, evaluate on HWU64 test, and save a new model version in the workspace."""
     from homeloop.datasets.hwu64 import load_hwu64
     from homeloop.demo import train_assistant_nlu
+    from homeloop.errors import HomeloopError
     from homeloop.nlu import ENCODERS
 
     if encoder not in ENCODERS:
         raise _common.fail(f"--encoder {encoder!r}: expected one of {', '.join(sorted(ENCODERS))}")
     ws = _common.workspace(ctx)
     with _common.progress(quiet=as_json) as bar:
-        model, path, metrics = train_assistant_nlu(
-            ws, encoder=encoder, epochs=epochs, seed=seed, callbacks=(_common.TrainingProgress(bar),)
-        )
+        if dp:
+            from homeloop.privacy.nlu import train_private_assistant_nlu
+
+            try:
+                model, path, metrics = train_private_assistant_nlu(
+                    ws,
+                    target_epsilon=epsilon,
+                    delta=delta,
+                    encoder=encoder,
+                    epochs=epochs,
+                    seed=seed,
+                    callbacks=(_common.TrainingProgress(bar),),
+                )
+            except HomeloopError as exc:
+                raise _common.fail(str(exc)) from None
+        else:
+            model, path, metrics = train_assistant_nlu(
+                ws, encoder=encoder, epochs=epochs, seed=seed, callbacks=(_common.TrainingProgress(bar),)
+            )
     seconds = metrics.pop("training_seconds")
     train_set = load_hwu64("train")
     figures = {

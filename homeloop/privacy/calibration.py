@@ -1,0 +1,152 @@
+"""The DP-SGD settings users get wrong, chosen automatically: clipping norm, batch size, learning rate.
+
+- :func:`private_clipping_norm`: a quantile (the median by default, as Andrew et
+  al. 2021 recommend) of the per-example gradient norms at the start of
+  training, read from a *differentially private* histogram: one Poisson sample
+  of about ``sample_size`` examples, norms bucketed on a log grid, Gaussian
+  noise on each count. Each example moves one count by one, so this is a
+  subsampled Gaussian mechanism; it is returned as a history entry and
+  :func:`~homeloop.privacy.make_private` charges it to the target epsilon.
+- :func:`recommended_batch_size`: the expected Poisson batch size with the
+  least noise on the averaged gradient (``sigma / batch``) among batch sizes
+  that still leave enough optimizer steps.
+- :func:`scaled_learning_rate`: square-root scaling of an Adam learning rate
+  tuned at another batch size (Malladi et al. 2022).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from homeloop.errors import InvalidInputError, PrivacyBudgetError, UnsupportedLayerError
+from homeloop.privacy.accounting import Mechanism, noise_multiplier_for
+
+__all__ = [
+    "NORM_GRID",
+    "per_example_gradient_norms",
+    "private_clipping_norm",
+    "recommended_batch_size",
+    "scaled_learning_rate",
+]
+
+#: upper edges of the histogram bins of gradient norms: 10 per decade from 1e-4 to 1e4
+NORM_GRID = np.logspace(-4, 4, 81)
+
+
+def per_example_gradient_norms(
+    module: nn.Module,
+    items: Sequence[Any],
+    per_example_loss: Callable[[nn.Module, Any], torch.Tensor],
+    *,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Per-example gradient norms of ``per_example_loss`` at the current weights (no update; not private).
+
+    Uses bookkeeping norms when the model allows them, else one backward pass per example.
+    """
+    from homeloop.privacy.engine import BookKeepingClipper
+
+    collate = collate_fn or torch.utils.data.default_collate
+    was_training = module.training
+    module.train()
+    norms: list[torch.Tensor] = []
+    try:
+        try:
+            clipper = BookKeepingClipper(module)
+        except UnsupportedLayerError:
+            clipper = None
+        try:
+            step = batch_size if clipper is not None else 1
+            for begin in range(0, len(items), step):
+                batch = collate(list(items[begin : begin + step]))
+                loss = per_example_loss(module, batch)
+                if clipper is not None:
+                    loss.sum().backward()
+                    norms.append(clipper.per_sample_norms().detach())
+                    clipper.clear()
+                else:
+                    params = [p for p in module.parameters() if p.requires_grad]
+                    grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)
+                    norms.append(torch.sqrt(sum((g.square().sum() for g in grads if g is not None), torch.zeros(()))))
+        finally:
+            if clipper is not None:
+                clipper.detach()
+    finally:
+        module.train(was_training)
+    return torch.cat([n.reshape(-1) for n in norms]) if norms else torch.zeros(0)
+
+
+def private_clipping_norm(
+    module: nn.Module,
+    dataset: Sequence[Any],
+    per_example_loss: Callable[[nn.Module, Any], torch.Tensor],
+    *,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    quantile: float = 0.5,
+    sample_size: int = 1024,
+    noise_multiplier: float = 2.0,
+    seed: int = 0,
+) -> tuple[float, list[Mechanism]]:
+    """``(clipping norm, [(noise_multiplier, sample_rate, 1)])``: the ``quantile`` of per-example gradient norms
+    from a Gaussian-noised histogram over a Poisson sample of about ``sample_size`` examples."""
+    if not 0 < quantile < 1:
+        raise InvalidInputError(f"clip_quantile: expected a number in (0, 1), got {quantile!r}")
+    n = len(dataset)
+    sample_rate = min(1.0, sample_size / n)
+    generator = torch.Generator()
+    generator.manual_seed(seed + 7)
+    chosen = torch.nonzero(torch.rand(n, generator=generator) < sample_rate).flatten().tolist()
+    norms = per_example_gradient_norms(
+        module, [dataset[i] for i in chosen], per_example_loss, collate_fn=collate_fn
+    ).numpy()
+    bins = np.searchsorted(NORM_GRID, norms, side="left").clip(max=len(NORM_GRID) - 1)
+    counts = np.bincount(bins, minlength=len(NORM_GRID)).astype(float)
+    rng = np.random.default_rng(seed + 11)
+    noisy = np.clip(counts + rng.normal(0.0, noise_multiplier, size=counts.shape), 0, None)
+    cumulative = np.cumsum(noisy)
+    if cumulative[-1] <= 0:
+        raise PrivacyBudgetError(
+            f"max_grad_norm='auto': the noisy histogram of {len(chosen)} sampled examples is empty; "
+            "expected more training data, or pass max_grad_norm explicitly"
+        )
+    index = int(np.searchsorted(cumulative, quantile * cumulative[-1]))
+    clip = float(NORM_GRID[min(index, len(NORM_GRID) - 1)])
+    return clip, [(float(noise_multiplier), float(sample_rate), 1)]
+
+
+def recommended_batch_size(
+    n: int,
+    *,
+    epochs: int,
+    target_epsilon: float,
+    delta: float,
+    candidates: Sequence[int] = (64, 128, 256, 512, 1024),
+    min_steps: int = 250,
+) -> int:
+    """The expected Poisson batch size, among ``candidates`` (at most ``n / 8``), with the least noise on the
+    averaged gradient (``noise_multiplier / batch``, RDP-calibrated) that leaves at least ``min_steps`` steps."""
+    usable = [b for b in candidates if b <= n / 8] or [max(1, n // 8)]
+    best, best_noise = usable[0], math.inf
+    for b in usable:
+        steps = epochs * max(1, round(n / b))
+        if steps < min_steps and b != usable[0]:
+            continue
+        try:
+            sigma = noise_multiplier_for(target_epsilon, delta, sample_rate=b / n, steps=steps, accountant="rdp")
+        except PrivacyBudgetError:
+            continue
+        if sigma / b < best_noise:
+            best, best_noise = b, sigma / b
+    return best
+
+
+def scaled_learning_rate(lr: float, *, from_batch_size: int, to_batch_size: float) -> float:
+    """An Adam learning rate tuned at ``from_batch_size``, scaled by ``sqrt(to / from)`` for another batch size."""
+    return float(lr) * math.sqrt(float(to_batch_size) / float(from_batch_size))

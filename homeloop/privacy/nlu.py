@@ -1,0 +1,248 @@
+"""Differentially private training of the assistant's NLU, through its ordinary ``fit`` and training loop.
+
+:func:`train_private_nlu` trains an :class:`~homeloop.nlu.IntentSlotModel` with
+DP-SGD: ``IntentSlotModel.fit(wrap=...)`` hands its network, optimizer and
+loader to :func:`~homeloop.privacy.make_private`, and the loss becomes
+:func:`per_example_joint_loss` (the joint loss computed per utterance, so one
+utterance's loss never depends on the others in its batch).
+
+- ``encoder="fast"`` uses the convolutional context (``context="cnn"``): the
+  default BiGRU has no per-sample gradients in bookkeeping or ghost clipping.
+- ``encoder="minilm"`` fine-tunes privately the task heads and the last
+  ``minilm_trainable_layers`` transformer layers; the rest of the pretrained
+  (public) encoder stays frozen, which keeps both the noise dimension and the
+  cost down on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from homeloop.errors import InvalidInputError
+from homeloop.privacy.calibration import scaled_learning_rate
+from homeloop.privacy.engine import PrivateTraining, make_private
+
+__all__ = ["PrivacyRecord", "per_example_joint_loss", "train_private_assistant_nlu", "train_private_nlu"]
+
+IGNORE_INDEX = -100
+
+
+def per_example_joint_loss(network: nn.Module, batch: dict[str, Any], *, slot_loss_weight: float = 1.0) -> torch.Tensor:
+    """``[batch]``: intent cross-entropy plus ``slot_loss_weight`` times the mean tag cross-entropy of the
+    utterance's own words (0 for an utterance without tags)."""
+    out = network(batch["inputs"])
+    loss = F.cross_entropy(out.intent_logits, batch["intent"], reduction="none")
+    tags = batch["tags"]
+    if slot_loss_weight:
+        valid = tags != IGNORE_INDEX
+        per_word = F.cross_entropy(
+            out.slot_logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+        ).reshape(tags.shape)
+        loss = loss + slot_loss_weight * per_word.sum(1) / valid.sum(1).clamp(min=1)
+    return loss
+
+
+@dataclass(frozen=True)
+class PrivacyRecord:
+    """How a model was trained privately; saved with the model (``training_data.privacy`` in its metadata)."""
+
+    epsilon: float  # spent, PRV accountant (upper bound)
+    epsilon_rdp: float  # spent, RDP accountant (cross-check; looser)
+    delta: float
+    target_epsilon: float | None
+    noise_multiplier: float
+    max_grad_norm: float
+    expected_batch_size: float
+    sample_rate: float
+    steps: int
+    epochs: int
+    clipping: str
+    accountant: str
+    training_examples: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _freeze_minilm(network: nn.Module, trainable_layers: int) -> None:
+    transformer = network.encoder.transformer
+    for p in transformer.parameters():
+        p.requires_grad_(False)
+    layers = transformer.encoder.layer
+    for layer in list(layers)[len(layers) - trainable_layers :] if trainable_layers > 0 else []:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+
+
+def train_private_nlu(
+    utterances: Sequence[Any],
+    *,
+    target_epsilon: float,
+    delta: float | None = None,
+    encoder: str = "fast",
+    epochs: int | None = None,
+    batch_size: int | str | None = "auto",
+    max_grad_norm: float | str = "auto",
+    clipping: str = "auto",
+    encoder_params: dict[str, Any] | None = None,
+    minilm_trainable_layers: int = 2,
+    lr: float | None = None,
+    head_lr: float | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Any] = (),
+    model_params: dict[str, Any] | None = None,
+) -> tuple[Any, PrivacyRecord]:
+    """Train the assistant's NLU on ``utterances`` with DP-SGD at ``(target_epsilon, delta)``.
+
+    ``batch_size`` is the expected Poisson batch size (``"auto"``: the least noisy that leaves enough steps);
+    learning rates tuned for the encoder's usual batch size are scaled to it (square-root rule).
+    ``target_epsilon=float("inf")`` trains without privacy through the same per-example loss (the baseline).
+    Returns the fitted model (with ``privacy_``) and its :class:`PrivacyRecord` (``None`` without privacy).
+    """
+    from functools import partial
+
+    from homeloop.nlu import IntentSlotModel
+
+    params = dict(encoder_params or {})
+    if encoder == "fast":
+        params.setdefault("context", "cnn")
+    model = IntentSlotModel(
+        encoder=encoder,
+        epochs=epochs,
+        lr=lr,
+        head_lr=head_lr,
+        encoder_params=params or None,
+        seed=seed,
+        **(model_params or {}),
+    )
+    settings = model.training_settings()
+    loss = partial(per_example_joint_loss, slot_loss_weight=model.slot_loss_weight)
+    started = time.perf_counter()
+    if target_epsilon == float("inf"):
+        model.fit(utterances, callbacks=callbacks, loss_fn=lambda net, batch: loss(net, batch).mean())
+        model.privacy_ = None
+        return model, None
+    if not (isinstance(target_epsilon, (int, float)) and target_epsilon > 0):
+        raise InvalidInputError(f"target_epsilon: expected a positive number or inf, got {target_epsilon!r}")
+    holder: dict[str, PrivateTraining] = {}
+
+    def wrap(network: nn.Module, optimizer: torch.optim.Optimizer, loader: Any):
+        if encoder == "minilm":
+            _freeze_minilm(network, minilm_trainable_layers)
+        private = make_private(
+            network,
+            optimizer,
+            loader,
+            epochs=int(settings["epochs"]),
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            max_grad_norm=max_grad_norm,
+            batch_size=batch_size,
+            per_example_loss=loss,
+            clipping=clipping,
+            seed=seed,
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = scaled_learning_rate(
+                group["lr"], from_batch_size=int(settings["batch_size"]), to_batch_size=private.expected_batch_size
+            )
+            group["initial_lr"] = group["lr"]
+        holder["private"] = private
+        return private.module, private.optimizer, private.data_loader
+
+    def private_loss(network: nn.Module, batch: dict[str, Any]) -> Any:
+        return holder["private"].loss(loss)(network, batch)
+
+    try:
+        model.fit(utterances, callbacks=callbacks, loss_fn=private_loss, wrap=wrap)
+    finally:
+        if "private" in holder:
+            holder["private"].detach()
+    if encoder == "minilm":
+        for p in model.network_.parameters():
+            p.requires_grad_(True)
+    private = holder["private"]
+    spent = private.spent()
+    record = PrivacyRecord(
+        epsilon=spent.epsilon,
+        epsilon_rdp=spent.epsilon_rdp,
+        delta=spent.delta,
+        target_epsilon=float(target_epsilon),
+        noise_multiplier=private.noise_multiplier,
+        max_grad_norm=private.max_grad_norm,
+        expected_batch_size=private.expected_batch_size,
+        sample_rate=private.sample_rate,
+        steps=private.steps,
+        epochs=int(settings["epochs"]),
+        clipping=private.clipping,
+        accountant=private.accountant,
+        training_examples=len(private.data_loader.dataset) if hasattr(private.data_loader, "dataset") else 0,
+        seconds=time.perf_counter() - started,
+    )
+    model.privacy_ = record.as_dict()
+    return model, record
+
+
+def train_private_assistant_nlu(
+    ws: Any,
+    *,
+    target_epsilon: float,
+    delta: float | None = None,
+    encoder: str = "fast",
+    epochs: int | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Any] = (),
+    **options: Any,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The private twin of ``homeloop.demo.train_assistant_nlu``: train on HWU64 train with DP-SGD, score on
+    HWU64 test, save the model (its :class:`PrivacyRecord` under ``training_data.privacy`` in the metadata)
+    and register it in the model registry. Returns ``(model, path, metrics)``."""
+    from homeloop.datasets.hwu64 import load_hwu64
+    from homeloop.db import ModelRegistry, open_database
+    from homeloop.nlu import evaluate, save_model
+
+    started = time.perf_counter()
+    model, record = train_private_nlu(
+        load_hwu64("train"),
+        target_epsilon=target_epsilon,
+        delta=delta,
+        encoder=encoder,
+        epochs=epochs,
+        seed=seed,
+        callbacks=callbacks,
+        **options,
+    )
+    seconds = time.perf_counter() - started
+    privacy = record.as_dict() if record else {"epsilon": float("inf")}
+    metrics = {
+        **evaluate(model, load_hwu64("test")),
+        "dataset": "hwu64",
+        "split": "test",
+        "training_seconds": round(seconds, 2),
+        "epsilon": privacy["epsilon"],
+        "delta": privacy.get("delta"),
+    }
+    data = {"name": "hwu64", "split": "train", "privacy": privacy}
+    path = save_model(model, ws.models, metrics=metrics, training_data=data)
+    db = open_database(ws.database_url)
+    try:
+        ModelRegistry(db).register(
+            "nlu",
+            path,
+            kind=encoder,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+            params=model.get_params(),
+            data=data,
+        )
+    finally:
+        db.dispose()
+    return model, path, metrics
