@@ -384,6 +384,7 @@ def evaluate_hunches(
     train_days: Mapping[str, int] | None = None,
     validation_fraction: float = 0.3,
     label_budget: int | None = 4000,
+    raised_above: float = 0.2,
     target_precision: float = 0.95,
     home_embeddings: np.ndarray | None = None,
     seed: int = 0,
@@ -391,8 +392,9 @@ def evaluate_hunches(
     """Hunches on held-out days against the forgotten-device truth.
 
     The home-state model is trained on the training days; acceptance models (transfer and
-    scratch) on hunches of the first part of the training days, answered by simulated
-    residents (at most ``label_budget`` answers); the operating threshold is chosen on the
+    scratch) on hunches of the first part of the training days that were raised (rule score at least
+    ``raised_above``: only those are shown to residents) and answered by simulated residents (at
+    most ``label_budget`` answers); the operating threshold is chosen on the
     last ``validation_fraction`` of the training days; everything is scored on the later days.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -413,7 +415,8 @@ def evaluate_hunches(
         for k, v in parts.items()
     }
     labels = {k: forgotten_labels(history, c, forgotten) for k, c in cands.items()}
-    fit_c, fit_y = cands["fit"], labels["fit"]
+    raised = cands["fit"].rule_score >= raised_above
+    fit_c, fit_y = cands["fit"].select(raised), labels["fit"][raised]
     rng = np.random.default_rng(seed)
     if label_budget is not None and len(fit_c) > label_budget:
         pick = np.sort(rng.choice(len(fit_c), label_budget, replace=False))

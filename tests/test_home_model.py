@@ -1,0 +1,125 @@
+"""Device-state model with embeddings, baselines, rooms, home state and hunches on a small simulated world
+and on the real houses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from home_world import home_world
+
+from homeloop.adapters.houses import ingest_houses
+from homeloop.errors import NotFittedError
+from homeloop.home.archetypes import archetype_scores, find_archetypes
+from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.evaluation import evaluate_state_prediction
+from homeloop.home.features import load_history, split_days
+from homeloop.home.hunches import (
+    action_precision_recall,
+    evaluate_hunches,
+    forgotten_labels,
+    threshold_for_precision,
+)
+from homeloop.home.pipeline import find_hunches, load_device_model, save_device_model
+from homeloop.home.presence import evaluate_home_state, home_state_labels
+from homeloop.home.rooms import evaluate_rooms
+
+FAST = dict(text_encoder="hashing", epochs=3, samples_per_device=150, seed=0)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, fast_nlu):
+    torch.set_num_threads(2)
+    lake, history, tables = home_world(tmp_path_factory, fast_nlu)
+    days = split_days(history)
+    model = DeviceStateModel(**FAST).fit(history, days)
+    return lake, history, tables, days, model
+
+
+def test_model_beats_the_baselines_on_held_out_days(world):
+    _, history, _, days, model = world
+    result = evaluate_state_prediction(history, model=model, train_days=days, queries_per_device=150)
+    assert result["queries"] > 1000 and 0.01 < result["positive_rate"] < 0.5
+    base = max(result[n]["auc"] for n in ("hour_of_week_prior", "last_state_persists", "hour_logistic"))
+    assert result["model"]["auc"] > base
+    assert result["model"]["brier"] < result["hour_of_week_prior"]["brier"]
+    assert len(model.validation_losses_) == FAST["epochs"]
+
+
+def test_embeddings_group_devices_by_true_archetype(world):
+    _, history, tables, _, model = world
+    table = history.device_table()
+    active = table["has_events"].to_numpy(bool)
+    emb = model.embed(history)[active]
+    assert emb.shape == (active.sum(), model.embedding_dim) and np.isfinite(emb).all()
+    truth = dict(zip(tables["truth_devices"]["device_id"].to_pylist(), tables["truth_devices"]["archetype"].to_pylist(),
+                     strict=True))
+    labels = [truth[d] for d in table["device_id"][active]]
+    found = find_archetypes(emb, list(table["name"][active]), k=12)
+    shuffled = np.random.default_rng(0).permutation(found.labels)
+    assert archetype_scores(found.labels, labels)["nmi"] > archetype_scores(shuffled, labels)["nmi"] + 0.2
+
+
+def test_home_state_from_activity_beats_the_clock(world):
+    _, history, tables, days, model = world
+    labels = home_state_labels(history, tables["truth_presence"].to_pandas())
+    covered = np.concatenate([v for v in labels.values()])
+    assert (covered >= 0).mean() > 0.95
+    result = evaluate_home_state(history, labels, days, device_embeddings=model.embed(history))
+    assert result["activity"]["macro_f1"] > result["clock"]["macro_f1"]
+    assert result["activity"]["asleep_auc"] > 0.9
+    assert "home_embedding_gain_macro_f1" in result
+
+
+def test_hunches_and_automatic_actions_against_forgotten_devices(world):
+    _, history, tables, days, model = world
+    labels = home_state_labels(history, tables["truth_presence"].to_pandas())
+    forgotten = tables["truth_forgotten"].to_pandas()
+    result = evaluate_hunches(history, model, labels, forgotten, train_days=days, label_budget=1500, seed=0)
+    assert result["forgotten_slots"]["test"] > 0
+    for name in ("rule", "transfer", "scratch"):
+        assert result[name]["slot_auc"] > 0.7, (name, result[name])
+    curve = result["transfer"]["_curve"]
+    assert {"threshold", "precision", "recall", "actions"} <= set(curve.columns)
+    assert curve["recall"].dropna().is_monotonic_decreasing
+    cands = result["_candidates"]["test"]
+    again = forgotten_labels(history, cands, forgotten)
+    np.testing.assert_array_equal(again, result["_labels"]["test"])
+    # a perfect score acts on every forgotten device and nothing else
+    perfect = action_precision_recall(cands, again, again.astype(float), np.array([0.5]))
+    assert perfect["precision"].iloc[0] == 1.0 and perfect["recall"].iloc[0] == 1.0
+    assert threshold_for_precision(perfect, precision=0.95, min_actions=1) == 0.5
+
+
+def test_find_hunches_and_model_round_trip(world, tmp_path):
+    _, history, _, _, model = world
+    path = save_device_model(model, tmp_path / "m.pt", meta={"dataset": "sim"})
+    loaded, meta = load_device_model(path)
+    assert meta == {"dataset": "sim"}
+    np.testing.assert_allclose(loaded.embed(history), model.embed(history), atol=1e-6)
+    found = find_hunches(history, loaded, days=3, threshold=0.3)
+    assert set(found.columns) >= {"device_id", "local_time", "score", "p_asleep", "p_away"}
+    assert (found["score"] >= 0.3).all()
+    with pytest.raises(NotFittedError):
+        DeviceStateModel().embed(history)
+
+
+def test_real_houses_model_beats_each_single_baseline(lake):
+    ingest_houses(lake, ["A", "D"])
+    history = load_history(lake, "houses")
+    result = evaluate_state_prediction(
+        history, model_params=dict(text_encoder="hashing", epochs=4, samples_per_device=300), queries_per_device=150
+    )
+    assert result["model"]["auc"] > result["hour_of_week_prior"]["auc"]
+    assert result["model"]["auc"] > result["hour_logistic"]["auc"]
+    assert result["by_home"]["houseD"]["model"] > result["by_home"]["houseD"]["last_state_persists"]
+
+
+def test_room_inference_on_house_d_beats_always_kitchen(lake):
+    ingest_houses(lake, ["D"])
+    fine = load_history(lake, "houses", slot_minutes=1)
+    result = evaluate_rooms(fine)
+    assert result["devices"] == 72
+    assert result["most_common_room_accuracy"] == pytest.approx(44 / 72, abs=0.02)
+    assert result["accuracy"] >= 0.8
+    assert result["co_usage_only_accuracy"] >= 0.8
