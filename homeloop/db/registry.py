@@ -4,7 +4,16 @@ Registering is atomic: the next version number is taken inside one
 transaction, under a lock (SQLite's write lock, a PostgreSQL advisory lock),
 with the ``(name, version)`` unique constraint as the last word, so concurrent
 registrations never share a version. Status starts as ``candidate``; moving a
-model to ``promoted`` or ``retired`` is the job of the update gate.
+model to ``promoted`` or ``retired`` is the job of the update gate
+(:mod:`homeloop.graceful.gate`), through :meth:`ModelRegistry.promote` and
+:meth:`ModelRegistry.rollback`.
+
+Promotion and rollback are atomic: each runs in one transaction under the same
+lock as registration, retires the version in service, promotes the new one and
+appends to the promotion log (``model_promotions``) together, so a crash at
+any point leaves either the old state or the new one, never two models in
+service or none. The version a rollback returns to is read from the log (a
+promotion pushes a version, a rollback pops one).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +32,11 @@ from sqlalchemy.exc import IntegrityError
 
 from homeloop.db._json import json_object
 from homeloop.db.database import Database
-from homeloop.db.models import Model, ModelStatus
+from homeloop.db.model_updates import GateReport, ModelPromotion, PromotionAction
+from homeloop.db.models import Model, ModelStatus, utcnow
 from homeloop.errors import DatabaseError, InvalidInputError, MissingInputError
 
-__all__ = ["ModelRecord", "ModelRegistry"]
+__all__ = ["GateReportRecord", "ModelRecord", "ModelRegistry", "PromotionRecord"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RETRIES = 5
@@ -78,6 +88,87 @@ class ModelRecord:
             "status": self.status.value,
             "created_at": self.created_at.isoformat(),
             "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class GateReportRecord:
+    """One verdict of the update gate on a candidate version, detached from the database."""
+
+    id: int
+    name: str
+    candidate_version: int
+    baseline_version: int | None
+    passed: bool
+    thresholds: dict[str, Any]
+    summary: dict[str, Any]
+    report_path: Path | None
+    created_at: datetime
+
+    @classmethod
+    def _from_row(cls, row: GateReport) -> GateReportRecord:
+        return cls(
+            id=row.id,
+            name=row.name,
+            candidate_version=row.candidate_version,
+            baseline_version=row.baseline_version,
+            passed=bool(row.passed),
+            thresholds=dict(row.thresholds),
+            summary=dict(row.summary),
+            report_path=Path(row.report_path) if row.report_path else None,
+            created_at=row.created_at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "candidate_version": self.candidate_version,
+            "baseline_version": self.baseline_version,
+            "passed": self.passed,
+            "thresholds": self.thresholds,
+            "summary": self.summary,
+            "report_path": str(self.report_path) if self.report_path else None,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One row of the promotion log: ``version`` went into service (``promote``) or back into it (``rollback``)."""
+
+    id: int
+    name: str
+    version: int
+    previous_version: int | None
+    action: PromotionAction
+    gate_report_id: int | None
+    forced: bool
+    at: datetime
+
+    @classmethod
+    def _from_row(cls, row: ModelPromotion) -> PromotionRecord:
+        return cls(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            previous_version=row.previous_version,
+            action=PromotionAction(row.action),
+            gate_report_id=row.gate_report_id,
+            forced=bool(row.forced),
+            at=row.at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "action": self.action.value,
+            "gate_report_id": self.gate_report_id,
+            "forced": self.forced,
+            "at": self.at.isoformat(),
         }
 
 
@@ -196,3 +287,157 @@ class ModelRegistry:
             query = query.where(Model.name == _check_name(name))
         with self.db.session() as session:
             return [ModelRecord._from_row(row) for row in session.scalars(query)]
+
+    # ------------------------------------------------------------ the update gate
+
+    def _lock(self, session: Any, name: str) -> None:
+        if self.db.dialect == "postgresql":
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(f"models/{name}"))))
+
+    def record_gate_report(
+        self,
+        name: str,
+        candidate_version: int,
+        *,
+        baseline_version: int | None,
+        passed: bool,
+        thresholds: Mapping[str, Any],
+        summary: Mapping[str, Any],
+        report_path: str | os.PathLike[str] | None = None,
+    ) -> GateReportRecord:
+        """Store the gate's verdict on version ``candidate_version`` of ``name`` (which must be registered)."""
+        self.get(name, candidate_version)
+        with self.db.session() as session:
+            row = GateReport(
+                name=name,
+                candidate_version=candidate_version,
+                baseline_version=baseline_version,
+                passed=bool(passed),
+                thresholds=json_object("thresholds", thresholds),
+                summary=json_object("summary", summary),
+                report_path=os.fspath(report_path) if report_path is not None else None,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            return GateReportRecord._from_row(row)
+
+    def gate_reports(self, name: str, version: int | None = None) -> list[GateReportRecord]:
+        """The gate's verdicts on model ``name`` (on one version when given), oldest first."""
+        query = sa.select(GateReport).where(GateReport.name == _check_name(name)).order_by(GateReport.id)
+        if version is not None:
+            query = query.where(GateReport.candidate_version == version)
+        with self.db.session() as session:
+            return [GateReportRecord._from_row(row) for row in session.scalars(query)]
+
+    def latest_gate_report(self, name: str, version: int) -> GateReportRecord | None:
+        """The newest verdict on version ``version`` of ``name``; None if it was never proposed."""
+        reports = self.gate_reports(name, version)
+        return reports[-1] if reports else None
+
+    def promotions(self, name: str) -> list[PromotionRecord]:
+        """The promotion log of model ``name``, oldest first."""
+        query = sa.select(ModelPromotion).where(ModelPromotion.name == _check_name(name)).order_by(ModelPromotion.id)
+        with self.db.session() as session:
+            return [PromotionRecord._from_row(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def _service_stack(session: Any, name: str) -> list[int]:
+        """Versions in service, in order: a promotion pushes, a rollback pops (the last is in service)."""
+        stack: list[int] = []
+        rows = session.scalars(sa.select(ModelPromotion).where(ModelPromotion.name == name).order_by(ModelPromotion.id))
+        for row in rows:
+            if row.action == PromotionAction.PROMOTE.value:
+                stack.append(row.version)
+            elif stack:
+                stack.pop()
+        return stack
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        gate_report_id: int | None = None,
+        forced: bool = False,
+        _after_retire: Callable[[], None] | None = None,
+    ) -> PromotionRecord:
+        """Put version ``version`` of ``name`` into service, atomically.
+
+        In one transaction: the version in service (if any) becomes ``retired``,
+        ``version`` becomes ``promoted`` (``promoted_at`` now), and the
+        promotion log gains a row. This does not check the gate; use
+        :func:`homeloop.graceful.gate.promote`, which does. ``_after_retire``
+        is a test hook called between the two status changes.
+        """
+        self.get(name, version)  # a clear error for an unknown version
+        with self.db.session(immediate=True) as session:
+            self._lock(session, name)
+            target = session.scalar(sa.select(Model).where(Model.name == name, Model.version == version))
+            if target.status == ModelStatus.PROMOTED.value:
+                raise InvalidInputError(f"model {name!r} version {version}: already in service, nothing to promote")
+            current = session.scalars(
+                sa.select(Model).where(Model.name == name, Model.status == ModelStatus.PROMOTED.value)
+            ).all()
+            for row in current:
+                row.status = ModelStatus.RETIRED.value
+            session.flush()
+            if _after_retire is not None:
+                _after_retire()
+            target.status = ModelStatus.PROMOTED.value
+            target.promoted_at = utcnow()
+            previous = current[0].version if current else None
+            log = ModelPromotion(
+                name=name,
+                version=version,
+                previous_version=previous,
+                action=PromotionAction.PROMOTE.value,
+                gate_report_id=gate_report_id,
+                forced=bool(forced),
+                at=utcnow(),
+            )
+            session.add(log)
+            session.flush()
+            return PromotionRecord._from_row(log)
+
+    def rollback(self, name: str, *, _after_retire: Callable[[], None] | None = None) -> PromotionRecord:
+        """Take the version of ``name`` in service out and put back the one it replaced, atomically.
+
+        Raises :class:`InvalidInputError` when nothing is in service or the
+        version in service replaced none. ``_after_retire`` is a test hook
+        called between the two status changes.
+        """
+        _check_name(name)
+        with self.db.session(immediate=True) as session:
+            self._lock(session, name)
+            stack = self._service_stack(session, name)
+            current = session.scalars(
+                sa.select(Model).where(Model.name == name, Model.status == ModelStatus.PROMOTED.value)
+            ).all()
+            if not current:
+                raise InvalidInputError(f"model {name!r}: nothing is in service, so there is nothing to roll back")
+            if len(stack) < 2:
+                raise InvalidInputError(
+                    f"model {name!r}: version {current[0].version} is in service but replaced no earlier version; "
+                    "expected a promotion that replaced another before rolling back"
+                )
+            previous = stack[-2]
+            for row in current:
+                row.status = ModelStatus.RETIRED.value
+            session.flush()
+            if _after_retire is not None:
+                _after_retire()
+            target = session.scalar(sa.select(Model).where(Model.name == name, Model.version == previous))
+            target.status = ModelStatus.PROMOTED.value
+            target.promoted_at = utcnow()
+            log = ModelPromotion(
+                name=name,
+                version=previous,
+                previous_version=current[0].version,
+                action=PromotionAction.ROLLBACK.value,
+                forced=False,
+                at=utcnow(),
+            )
+            session.add(log)
+            session.flush()
+            return PromotionRecord._from_row(log)

@@ -28,6 +28,7 @@ __all__ = [
     "NLUPrediction",
     "evaluate",
     "joint_loss",
+    "joint_loss_of_output",
     "tokenize",
 ]
 
@@ -90,7 +91,11 @@ def joint_loss(network: nn.Module, batch: dict[str, Any], *, slot_loss_weight: f
     example's position in the list given to ``fit``, for losses that look up
     per-example data such as an old model's logits).
     """
-    out = network(batch["inputs"])
+    return joint_loss_of_output(network(batch["inputs"]), batch, slot_loss_weight=slot_loss_weight)
+
+
+def joint_loss_of_output(out: JointOutput, batch: dict[str, Any], *, slot_loss_weight: float = 1.0) -> torch.Tensor:
+    """:func:`joint_loss` from an already computed forward pass (for losses that add terms on the same logits)."""
     loss = F.cross_entropy(out.intent_logits, batch["intent"])
     tags = batch["tags"]
     if slot_loss_weight and bool((tags != IGNORE_INDEX).any()):

@@ -1,0 +1,183 @@
+"""Graceful model updates on real data: positive-congruent training, backward-compatible embeddings, LQF.
+
+Parts (``--parts``, default all):
+
+- ``pc``: on HWU64 and CLINC150, an old NLU (fast encoder, a stratified half
+  of the training split, seed 0) is updated to a new one trained on the whole
+  split (seed 1): plainly, with focal distillation (KL and logit matching, two
+  weights each) and with an ELODI-style ensemble teacher. Every update is
+  scored on the test split: error, negative flip rate with a 95% bootstrap
+  interval, NFI, relative NFR, McNemar's p. Goal (issue 6): halve the plain
+  NFR for at most +0.5 points of error. Anchor: Yan et al. CVPR 2021, ImageNet
+  NFR 5.96% -> 3.04% for +0.7 points of error.
+- ``bct``: utterance-to-intent retrieval (gallery: training utterances,
+  queries: test utterances, 1-NN intent accuracy and mAP): the compatibility
+  matrix M(query model, gallery model) for old, new-plain and new-BCT models,
+  and a small on-device model made compatible with the large one.
+- ``lqf``: linearised quadratic fine-tuning of the NLU head on frozen MiniLM
+  sentence embeddings (head pretrained on CLINC150) vs standard fine-tuning, on
+  HWU64 full and 5 / 10 examples per intent.
+
+Run::
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graceful_updates.py --parts pc --out graceful.json
+    python benchmarks/graceful_updates.py --parts bct lqf --datasets hwu64
+
+Results are printed as tables and written as JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from homeloop.datasets import load_clinc150, load_hwu64
+
+PC_VARIANTS = [
+    {"name": "plain"},
+    {"name": "pc-kl w=1", "divergence": "kl", "weight": 1.0},
+    {"name": "pc-kl w=3", "divergence": "kl", "weight": 3.0},
+    {"name": "pc-lm w=0.1", "divergence": "logit_matching", "weight": 0.1},
+    {"name": "pc-lm w=0.5", "divergence": "logit_matching", "weight": 0.5},
+    {
+        "name": "elodi (3 new models)",
+        "divergence": "logit_difference_inhibition",
+        "alpha": 1.0,
+        "beta": 0.0,
+        "weight": 0.2,
+        "ensemble": 3,
+    },
+]
+
+LOADERS = {
+    "hwu64": lambda: (load_hwu64("train"), load_hwu64("test")),
+    "clinc150": lambda: (load_clinc150("train"), load_clinc150("test")),
+}
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def run_pc(datasets: list[str], *, epochs: int | None, variants: list[dict], save, out: dict) -> dict:
+    from homeloop.graceful.experiments import positive_congruent_experiment
+
+    for name in datasets:
+        train, test = LOADERS[name]()
+        log(f"pc: {name} ({len(train)} train, {len(test)} test)")
+
+        def partial(results: dict, n: str = name) -> None:
+            out[n] = results
+            save()
+
+        out[name] = positive_congruent_experiment(
+            train,
+            test,
+            epochs=epochs,
+            variants=variants,
+            progress=lambda m, n=name: log(f"pc {n}: {m}"),
+            on_result=partial,
+        )
+        print_pc(name, out[name])
+    return out
+
+
+def print_pc(name: str, r: dict) -> None:
+    print(f"\n## {name}: old model error {100 * r['old']['error_rate']:.2f}% ({r['old']['train_fraction']:.0%} data)")
+    print("| update | error % | NFR % [95% CI] | NFR / plain | error vs plain (points) | NFI | rel. NFR | PFR % | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for v, e in r["variants"].items():
+        nfr = e["negative_flip_rate"]
+        print(
+            f"| {v} | {100 * e['error_rate']:.2f} | {100 * nfr['value']:.2f} [{100 * nfr['low']:.2f}, "
+            f"{100 * nfr['high']:.2f}] | {e.get('nfr_ratio_to_plain') or 0:.2f} | "
+            f"{100 * e.get('error_change_vs_plain', 0):+.2f} | {e['negative_flip_impact']:.3f} | "
+            f"{e['relative_negative_flip_rate']:.3f} | {100 * e['positive_flip_rate']:.2f} | {e['seconds']:.0f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["pc", "bct", "lqf"], choices=["pc", "bct", "lqf"])
+    parser.add_argument("--datasets", nargs="+", default=["hwu64", "clinc150"], choices=sorted(LOADERS))
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of the fast encoder (default: its own)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help=f"PC variants to run (default all: {[v['name'] for v in PC_VARIANTS]})",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    results: dict = {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}, {args.threads} thread(s)",
+    }
+
+    def save() -> None:
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+
+    if "pc" in args.parts:
+        variants = [v for v in PC_VARIANTS if args.variants is None or v["name"] in args.variants]
+        results["pc"] = {}
+        run_pc(args.datasets, epochs=args.epochs, variants=variants, save=save, out=results["pc"])
+    if "bct" in args.parts:
+        from homeloop.graceful.bct import compatibility_experiment
+
+        results["bct"] = {}
+        for name in args.datasets:
+            train, test = LOADERS[name]()
+            log(f"bct: {name}")
+            results["bct"][name] = compatibility_experiment(
+                train, test, epochs=args.epochs, progress=lambda m, n=name: log(f"bct {n}: {m}")
+            )
+            save()
+            print_bct(name, results["bct"][name])
+    if "lqf" in args.parts:
+        from homeloop.graceful.lqf import lqf_experiment
+
+        log("lqf: HWU64 head on MiniLM sentence embeddings")
+        results["lqf"] = lqf_experiment(backbone_epochs=args.epochs, progress=log)
+        print_lqf(results["lqf"])
+    results["seconds"] = time.perf_counter() - started
+    save()
+    if args.out:
+        log(f"wrote {args.out}")
+
+
+def print_bct(name: str, r: dict) -> None:
+    print(f"\n## {name}: compatibility matrix, 1-NN intent accuracy % (rows: query model, columns: gallery model)")
+    models = list(r["matrix"])
+    print("| query \\ gallery | " + " | ".join(models) + " |")
+    print("|---" * (len(models) + 1) + "|")
+    for q in models:
+        row = [r["matrix"][q].get(g) for g in models]
+        print(f"| {q} | " + " | ".join("–" if v is None else f"{100 * v['top1']:.2f}" for v in row) + " |")
+    for key, value in r.get("criteria", {}).items():
+        print(f"- {key}: {value}")
+
+
+def print_lqf(r: dict) -> None:
+    print("\n## LQF vs standard fine-tuning of the NLU head (HWU64 test accuracy %)")
+    print("| training set | standard fine-tuning | LQF | linear probe (baseline) |")
+    print("|---|---|---|---|")
+    for size, e in r["results"].items():
+        print(
+            f"| {size} | {100 * e['standard']['accuracy']:.2f} | {100 * e['lqf']['accuracy']:.2f} | "
+            f"{100 * e['linear_probe']['accuracy']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
