@@ -261,8 +261,15 @@ def same_tables(out_dir: Path) -> bool:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         job, lake_root, dataset, out_dir = sys.argv[2:6]
+        import homeloop.selflearn.rewrites  # noqa: F401  (imports are not the job's memory)
+
+        before = resource.getrusage(resource.RUSAGE_SELF)
         figures = JOBS[job](lake_root, dataset, out_dir)
-        figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        figures["peak_rss_mb"] = round(after.ru_maxrss / 1024, 1)
+        figures["rss_after_imports_mb"] = round(before.ru_maxrss / 1024, 1)
+        figures["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
+        figures["load_average_1min"] = os.getloadavg()[0]
         print(json.dumps(figures, default=str))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,6 +16,17 @@ from homeloop.selflearn.defects import (
     train_defect_model_on_truth,
     truth_labels,
 )
+from homeloop.selflearn.markov import absorption_probabilities, chain_from_counts
+from homeloop.selflearn.replay import ReplayResult, compare_outcomes, replay_rewrites, rewrites_report_section
+from homeloop.selflearn.rewrites import (
+    Rewrite,
+    RewriteMiner,
+    RewriteTable,
+    learn_rewrites,
+    load_rewrite_table,
+    mine_rewrites,
+    publish_rewrite_table,
+)
 from homeloop.selflearn.sessions import (
     NEGATION_WORDS,
     SIGNAL_FEATURES,
@@ -31,6 +42,19 @@ __all__ = [
     "NEGATION_WORDS",
     "SIGNAL_FEATURES",
     "DefectModel",
+    "ReplayResult",
+    "Rewrite",
+    "RewriteMiner",
+    "RewriteTable",
+    "absorption_probabilities",
+    "chain_from_counts",
+    "compare_outcomes",
+    "learn_rewrites",
+    "load_rewrite_table",
+    "mine_rewrites",
+    "publish_rewrite_table",
+    "replay_rewrites",
+    "rewrites_report_section",
     "binary_metrics",
     "defect_signals",
     "is_negation",
