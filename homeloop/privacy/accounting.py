@@ -15,6 +15,7 @@ accountants, from the registry :data:`ACCOUNTANTS`:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -129,6 +130,30 @@ def noise_multiplier_for(
     target cannot be met: the ``prior`` mechanisms alone spend it, or the noise needed
     exceeds ``max_noise_multiplier`` (the updates would be mostly noise).
     """
+    return _noise_multiplier_for(
+        float(target_epsilon) if isinstance(target_epsilon, (int, float)) else target_epsilon,
+        float(delta) if isinstance(delta, (int, float)) else delta,
+        float(sample_rate),
+        int(steps),
+        tuple(tuple(m) for m in prior),
+        accountant,
+        float(tolerance),
+        float(max_noise_multiplier),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _noise_multiplier_for(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    prior: tuple[Mechanism, ...],
+    accountant: str,
+    tolerance: float,
+    max_noise_multiplier: float,
+) -> float:
+    """:func:`noise_multiplier_for`, cached (audits and sweeps ask for the same settings many times)."""
     if not (isinstance(target_epsilon, (int, float)) and math.isfinite(target_epsilon) and target_epsilon > 0):
         raise InvalidInputError(f"target_epsilon: expected a positive finite number, got {target_epsilon!r}")
     _check_delta(delta)

@@ -8,7 +8,8 @@
 - :func:`attack_metrics`: AUC and the true-positive rate at 0.1% and 1% false-positive rate.
 - :func:`empirical_epsilon`: a lower bound on epsilon that an attack proves with 95% confidence: a threshold
   picked on one half of the examples, Clopper-Pearson bounds on its TPR and FPR measured on the other half,
-  and ``epsilon >= max(log((TPR - delta) / FPR), log((1 - FPR - delta) / (1 - TPR)))`` (Jagielski et al. 2020).
+  and ``epsilon >= max(log((TPR - delta) / FPR), log((1 - FPR - delta) / (1 - TPR)))`` with TPR bounded from
+  below and FPR from above (Jagielski et al. 2020).
   It can never exceed a correct accountant's epsilon except with the 5% chance the bound allows.
 """
 
@@ -136,15 +137,14 @@ def empirical_epsilon(
     alpha = (1 - confidence) / 2  # two bounds (TPR and FPR) per threshold, Bonferroni
 
     def bound(tp: int, n_pos: int, fp: int, n_neg: int) -> float:
+        # lower bounds on both likelihood ratios: TPR from below, FPR from above
         tpr_lo, _ = _clopper_pearson(tp, n_pos, alpha)
         _, fpr_hi = _clopper_pearson(fp, n_neg, alpha)
-        fpr_lo, _ = _clopper_pearson(fp, n_neg, alpha)
-        _, tpr_hi = _clopper_pearson(tp, n_pos, alpha)
         values = [0.0]
         if tpr_lo - delta > 0 and fpr_hi > 0:
             values.append(math.log((tpr_lo - delta) / fpr_hi))
-        if 1 - fpr_lo - delta > 0 and 1 - tpr_hi > 0:
-            values.append(math.log((1 - fpr_lo - delta) / (1 - tpr_hi)))
+        if 1 - fpr_hi - delta > 0 and 1 - tpr_lo > 0:
+            values.append(math.log((1 - fpr_hi - delta) / (1 - tpr_lo)))
         return max(values)
 
     thresholds = np.unique(np.r_[m_sel, n_sel])

@@ -1,0 +1,133 @@
+"""Privacy attacks and audits: attack metrics, the empirical epsilon bound, canaries, private NLU, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import warnings
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from homeloop.cli import app
+from homeloop.datasets.hwu64 import load_hwu64
+from homeloop.errors import InvalidInputError
+from homeloop.nlu import save_model
+from homeloop.privacy import (
+    attack_metrics,
+    empirical_epsilon,
+    exposure,
+    extract_secret,
+    lira_offline_scores,
+    plant_canaries,
+    train_private_nlu,
+)
+from homeloop.privacy.canaries import Canary
+
+
+def test_attack_metrics_separate_and_random_scores() -> None:
+    perfect = attack_metrics(np.arange(100) + 1000.0, np.arange(100))
+    assert perfect.auc == 1.0 and perfect.tpr_at_0_1_fpr == 1.0
+    rng = np.random.default_rng(0)
+    random_scores = attack_metrics(rng.normal(size=2000), rng.normal(size=2000))
+    assert 0.45 < random_scores.auc < 0.55 and random_scores.tpr_at_0_1_fpr < 0.02
+    with pytest.raises(InvalidInputError, match="members and non-members"):
+        attack_metrics([], [1.0])
+
+
+def test_empirical_epsilon_is_a_valid_and_useful_lower_bound() -> None:
+    """Randomised response with epsilon = 1 is exactly 1-DP: the bound stays below 1 yet finds most of it."""
+    eps = 1.0
+    p = math.exp(eps) / (1 + math.exp(eps))
+    bounds = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        members = (rng.random(20000) < p).astype(float)
+        non_members = (rng.random(20000) < 1 - p).astype(float)
+        bounds.append(empirical_epsilon(members, non_members, seed=seed))
+    assert all(b <= eps for b in bounds)
+    assert min(bounds) > 0.8
+    rng = np.random.default_rng(1)
+    assert empirical_epsilon(rng.normal(size=1000), rng.normal(size=1000)) < 0.4
+    # perfect separation of 400 + 400: the bound is limited by the sample, ln(200 / 3.7) ~ 4
+    separated = empirical_epsilon(np.ones(400), np.zeros(400))
+    assert 3.0 < separated < math.log(200)
+
+
+def test_lira_scores_need_matching_shadow_shapes() -> None:
+    scores = lira_offline_scores([3.0, 0.0], np.array([[0.0, 0.0], [0.2, -0.2]]))
+    assert scores[0] > scores[1]
+    with pytest.raises(InvalidInputError, match=r"expected shape \[shadows, 2\]"):
+        lira_offline_scores([1.0, 2.0], np.zeros((3, 5)))
+
+
+class MemorisingClassifier:
+    """Gives the canary's intent a probability growing with the number of secret digits in place."""
+
+    def __init__(self, canary: Canary | None) -> None:
+        self.canary = canary
+        self.intents_ = ["other", "secret_intent"]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            words = text.split()[-4:]
+            hits = sum(a == b for a, b in zip(words, self.canary.secret, strict=True)) if self.canary else 0
+            p = 0.1 + 0.2 * hits
+            out.append([1 - p, p])
+        return np.array(out)
+
+
+def test_canaries_are_planted_and_extracted_from_a_memorising_model() -> None:
+    data = load_hwu64("train")[:200]
+    planted, canaries = plant_canaries(data, count=3, repeats=4, seed=1)
+    assert len(planted) == 212 and len(canaries) == 3
+    assert sum(u.source == "canary" for u in planted) == 12
+    assert all(c.intent in {u.intent for u in data} for c in canaries)
+    canary = Canary(prefix="my pin code is", secret=("4", "0", "7", "1"), intent="secret_intent")
+    leaky = MemorisingClassifier(canary)
+    guess, queries = extract_secret(leaky, canary.prefix, canary.intent, seed=3)
+    assert guess == canary.secret and queries < 10_000 / 10
+    assert exposure(leaky, canary) == pytest.approx(math.log2(10_000))
+    blind = MemorisingClassifier(None)
+    assert exposure(blind, canary) < 1.1  # every candidate ties: the middle rank
+
+
+@pytest.fixture(scope="module")
+def private_tiny_nlu():
+    data = random.Random(0).sample(load_hwu64("train"), 400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, record = train_private_nlu(
+            data,
+            target_epsilon=8.0,
+            epochs=2,
+            encoder_params={"ngram_buckets": 500, "embedding_dim": 16, "hidden_size": 16},
+        )
+    return model, record
+
+
+def test_private_nlu_trains_through_fit_and_records_its_budget(private_tiny_nlu) -> None:
+    model, record = private_tiny_nlu
+    assert record.clipping == "bookkeeping" and record.accountant == "prv"
+    assert 7.0 < record.epsilon <= 8.0 + 1e-6 < record.epsilon_rdp
+    assert record.steps == record.epochs * round(400 / record.expected_batch_size)
+    assert model.privacy_["noise_multiplier"] == record.noise_multiplier > 0
+    assert all(p.requires_grad for p in model.network_.parameters())  # hooks are gone
+    assert len(model.predict(["turn off the lights"])) == 1
+
+
+def test_cli_audits_a_saved_private_model(private_tiny_nlu, workspace) -> None:
+    model, record = private_tiny_nlu
+    path = save_model(model, workspace.models, training_data={"name": "hwu64", "privacy": record.as_dict()})
+    args = ["--workspace", str(workspace.root), "audit", "privacy", str(path), "--epsilon", "inf", "--members", "40"]
+    args += ["--shadows", "1", "--canaries", "1", "--repeats", "2", "--epochs", "1", "--json"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.stdout)
+    row = figures["epsilon inf"]
+    assert 0.0 <= row["loss_attack_auc"] <= 1.0 and row["empirical_epsilon_lower_bound"] >= 0.0
+    assert 0.0 <= figures["deployed_loss_attack_train_vs_test"]["auc"] <= 1.0
+    assert figures["model_epsilon"] == pytest.approx(record.epsilon)
