@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["ReplayResult", "compare_outcomes", "offline_rewrite_figures", "replay_rewrites", "rewrites_report_section"]
+__all__ = [
+    "ReplayResult",
+    "rewrite_loop",
+    "compare_outcomes",
+    "offline_rewrite_figures",
+    "replay_rewrites",
+    "rewrites_report_section",
+]
 
 _REQUEST_KINDS = ("request", "rephrase")
 
@@ -266,3 +273,20 @@ def offline_rewrite_figures(lake, dataset: str, table, *, labels: str = "auto") 
         "success_rate_targets_logged": _ratio(float(tgt["success"].sum()), tgt_n),
         "defect_rate_all_logged": _ratio(requests - float(states["success"].sum()), requests),
     }
+
+
+def rewrite_loop(lake, dataset: str, held_out, *, nlu, db=None, progress=None, **options: Any):
+    """The whole loop the demo shows: mine ``dataset`` (publishing the table when ``db`` is given), then
+    replay the held-out world ``held_out`` without and with it.
+
+    Returns ``(table, replay, mining_figures)``; pass them to :func:`rewrites_report_section`.
+    """
+    from homeloop.selflearn.rewrites import RewriteMiner, publish_rewrite_table
+
+    miner = RewriteMiner(**options).fit(lake, dataset)
+    table = miner.table_
+    figures = dict(miner.figures_)
+    if db is not None:
+        table.info["figures"] = figures
+        figures["version"] = publish_rewrite_table(db, table, dataset=dataset)
+    return table, replay_rewrites(table, held_out, nlu=nlu, progress=progress), figures
