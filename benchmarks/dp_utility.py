@@ -1,9 +1,12 @@
 """DP utility: intent accuracy against epsilon (1, 3, 8 and no privacy) on HWU64 and CLINC150.
 
-Trains the assistant's NLU (fast encoder, convolutional context) with homeloop's DP-SGD
+Two models: ``fast``, the assistant's NLU (fast encoder, convolutional context, hashed n-grams only, trained
+from scratch) with homeloop's DP-SGD
 (:func:`homeloop.privacy.nlu.train_private_nlu`: Poisson sampling, PRV-calibrated noise, private median
 clipping norm, automatic batch size and square-root learning-rate scaling) at each epsilon, and without
-privacy through the same per-example loss, and scores intent accuracy on each dataset's test split. A
+privacy through the same per-example loss; and ``minilm-probe``, a linear intent classifier on frozen
+sentence vectors of the pretrained (public) MiniLM, trained through the same ``fit`` and ``make_private``.
+Scores are intent accuracy on each dataset's test split. A
 TF-IDF + logistic regression baseline (not private) is printed beside them. delta = 1/n^1.1.
 
 Run::
@@ -32,7 +35,7 @@ from homeloop.privacy.nlu import train_private_nlu
 DATASETS = {"hwu64": load_hwu64, "clinc150": load_clinc150}
 
 #: a smaller fast encoder than the default: DP noise grows with the number of parameters
-SMALL_FAST = {"ngram_buckets": 4000, "embedding_dim": 64, "hidden_size": 96}
+SMALL_FAST = {"ngram_buckets": 4000, "embedding_dim": 64, "hidden_size": 48}
 
 
 def tfidf_accuracy(train, test) -> float:
@@ -45,11 +48,99 @@ def tfidf_accuracy(train, test) -> float:
     return float((pipe.predict([u.text.lower() for u in test]) == [u.intent for u in test]).mean())
 
 
+def minilm_features(utterances, *, batch_size: int = 64) -> torch.Tensor:
+    """Sentence vectors of the pretrained (public) all-MiniLM-L6-v2, mean-pooled and L2-normalised; frozen."""
+    from homeloop.nlu.encoders import MiniLMEncoder
+
+    encoder = MiniLMEncoder.build([]).eval()
+    chunks = []
+    with torch.no_grad():
+        for begin in range(0, len(utterances), batch_size):
+            tokens = [tuple(u.tokens) or ("",) for u in utterances[begin : begin + batch_size]]
+            chunks.append(encoder(encoder.encode(tokens)).sentence)
+    return torch.nn.functional.normalize(torch.cat(chunks), dim=1)
+
+
+def train_probe(
+    features, labels, n_classes: int, *, epsilon: float, epochs: int, seed: int
+) -> tuple[torch.nn.Module, dict | None]:
+    """A linear intent classifier on frozen features, through homeloop's ``fit`` (and ``make_private``)."""
+    import torch.nn.functional as F
+
+    from homeloop.privacy import make_private
+    from homeloop.training import fit, make_loader
+
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(features.shape[1], n_classes)
+    data = list(zip(features, torch.as_tensor(labels), strict=True))
+    loader = make_loader(data, batch_size=64, seed=seed)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=5e-3)
+
+    def per_example(model, batch):
+        return F.cross_entropy(model(batch[0]) * 10.0, batch[1], reduction="none")  # scaled cosine logits
+
+    if epsilon == float("inf"):
+        fit(probe, loader, loss_fn=lambda m, b: per_example(m, b).mean(), optimizer=optimizer, epochs=epochs)
+        return probe, None
+    private = make_private(
+        probe,
+        optimizer,
+        loader,
+        epochs=epochs,
+        target_epsilon=epsilon,
+        batch_size="auto",
+        per_example_loss=per_example,
+        seed=seed,
+    )
+    for group in optimizer.param_groups:
+        group["lr"] *= (private.expected_batch_size / 64) ** 0.5
+    fit(
+        private.module,
+        private.data_loader,
+        loss_fn=private.loss(per_example),
+        optimizer=private.optimizer,
+        epochs=epochs,
+    )
+    private.detach()
+    spent = private.spent()
+    return probe, {
+        "epsilon": spent.epsilon,
+        "epsilon_rdp": spent.epsilon_rdp,
+        "delta": spent.delta,
+        "noise_multiplier": private.noise_multiplier,
+        "max_grad_norm": private.max_grad_norm,
+        "expected_batch_size": private.expected_batch_size,
+        "steps": private.steps,
+        "clipping": private.clipping,
+    }
+
+
+def probe_rows(train, test, epsilons, *, epochs: int, seed: int) -> list[dict]:
+    intents = sorted({u.intent for u in train})
+    index = {name: i for i, name in enumerate(intents)}
+    x_train, x_test = minilm_features(train), minilm_features(test)
+    y_train = [index[u.intent] for u in train]
+    rows = []
+    for eps in epsilons:
+        started = time.perf_counter()
+        probe, record = train_probe(x_train, y_train, len(intents), epsilon=eps, epochs=epochs, seed=seed)
+        with torch.no_grad():
+            predicted = probe(x_test).argmax(1).tolist()
+        acc = sum(intents[p] == u.intent for p, u in zip(predicted, test, strict=True)) / len(test)
+        rows.append(
+            {"epsilon": eps, "intent_accuracy": acc, "seconds": time.perf_counter() - started, "privacy": record}
+        )
+        print(json.dumps({"model": "minilm-probe", **rows[-1]}), file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--epsilons", nargs="+", type=float, default=[float("inf"), 8.0, 3.0, 1.0])
+    parser.add_argument("--models", nargs="+", default=["fast", "minilm-probe"], choices=["fast", "minilm-probe"])
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--probe-epochs", type=int, default=20)
     parser.add_argument("--max-train", type=int, default=10000, help="subsample the training split to this size")
     parser.add_argument("--encoder-size", choices=["small", "default"], default="small")
     parser.add_argument("--seed", type=int, default=0)
@@ -71,30 +162,33 @@ def main(argv: list[str] | None = None) -> dict:
         train, test = DATASETS[name]("train"), DATASETS[name]("test")
         if len(train) > args.max_train:
             train = random.Random(args.seed).sample(train, args.max_train)
-        rows = []
-        for eps in args.epsilons:
-            started = time.perf_counter()
-            model, record = train_private_nlu(
-                train, target_epsilon=eps, epochs=args.epochs, encoder_params=encoder_params, seed=args.seed
-            )
-            acc = evaluate(model, test)["intent_accuracy"]
-            row = {
-                "epsilon": eps,
-                "intent_accuracy": acc,
-                "seconds": time.perf_counter() - started,
-                "privacy": record.as_dict() if record else None,
-            }
-            rows.append(row)
-            print(json.dumps({"dataset": name, **row}), file=sys.stderr, flush=True)
-        base = next((r["intent_accuracy"] for r in rows if r["epsilon"] == float("inf")), None)
-        for r in rows:
-            r["drop_points"] = None if base is None else 100 * (base - r["intent_accuracy"])
         result["datasets"][name] = {
             "train_examples": len(train),
             "test_examples": len(test),
             "tfidf_baseline_accuracy": tfidf_accuracy(train, test),
-            "rows": rows,
         }
+        for kind in args.models:
+            if kind == "minilm-probe":
+                rows = probe_rows(train, test, args.epsilons, epochs=args.probe_epochs, seed=args.seed)
+            else:
+                rows = []
+                for eps in args.epsilons:
+                    started = time.perf_counter()
+                    model, record = train_private_nlu(
+                        train, target_epsilon=eps, epochs=args.epochs, encoder_params=encoder_params, seed=args.seed
+                    )
+                    row = {
+                        "epsilon": eps,
+                        "intent_accuracy": evaluate(model, test)["intent_accuracy"],
+                        "seconds": time.perf_counter() - started,
+                        "privacy": record.as_dict() if record else None,
+                    }
+                    rows.append(row)
+                    print(json.dumps({"dataset": name, "model": kind, **row}), file=sys.stderr, flush=True)
+            base = next((r["intent_accuracy"] for r in rows if r["epsilon"] == float("inf")), None)
+            for r in rows:
+                r["drop_points"] = None if base is None else 100 * (base - r["intent_accuracy"])
+            result["datasets"][name][kind] = rows
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=2, default=str)
@@ -105,14 +199,17 @@ def main(argv: list[str] | None = None) -> dict:
             print(
                 f"{name}: {d['train_examples']} train, {d['test_examples']} test; TF-IDF baseline {d['tfidf_baseline_accuracy']:.3f}"
             )
-            for r in d["rows"]:
-                p = r["privacy"] or {}
-                print(
-                    f"  epsilon {r['epsilon']:>4}: accuracy {r['intent_accuracy']:.3f} (drop {r['drop_points']:.1f} pts)"
-                    f"  sigma {p.get('noise_multiplier', 0):.2f} C {p.get('max_grad_norm', 0):.3g}"
-                    f" batch {p.get('expected_batch_size', '-')} eps(PRV) {p.get('epsilon', float('inf')):.2f}"
-                    f" eps(RDP) {p.get('epsilon_rdp', float('inf')):.2f}  {r['seconds']:.0f}s"
-                )
+            for kind in args.models:
+                print(f"  {kind}")
+                for r in d[kind]:
+                    p = r["privacy"] or {}
+                    drop = "" if r["drop_points"] is None else f" (drop {r['drop_points']:.1f} pts)"
+                    print(
+                        f"    epsilon {r['epsilon']:>4}: accuracy {r['intent_accuracy']:.3f}{drop}"
+                        f"  sigma {p.get('noise_multiplier', 0):.2f} C {p.get('max_grad_norm', 0):.3g}"
+                        f" batch {p.get('expected_batch_size', '-')} eps(PRV) {p.get('epsilon', float('inf')):.2f}"
+                        f" eps(RDP) {p.get('epsilon_rdp', float('inf')):.2f}  {r['seconds']:.0f}s"
+                    )
     return result
 
 

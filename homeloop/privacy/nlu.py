@@ -8,6 +8,10 @@ utterance's loss never depends on the others in its batch).
 
 - ``encoder="fast"`` uses the convolutional context (``context="cnn"``): the
   default BiGRU has no per-sample gradients in bookkeeping or ghost clipping.
+  Its word vocabulary is left empty (``min_count`` above any count): a vocabulary
+  read from the private data would escape DP-SGD, while the hashed character
+  n-grams are data-independent. ``train_embeddings=False`` keeps the n-gram table
+  at its random initialisation (random features, no noise spent on them).
 - ``encoder="minilm"`` fine-tunes privately the task heads and the last
   ``minilm_trainable_layers`` transformer layers; the rest of the pretrained
   (public) encoder stays frozen, which keeps both the noise dimension and the
@@ -95,6 +99,7 @@ def train_private_nlu(
     clipping: str = "auto",
     encoder_params: dict[str, Any] | None = None,
     minilm_trainable_layers: int = 2,
+    train_embeddings: bool = True,
     lr: float | None = None,
     head_lr: float | None = None,
     seed: int = 0,
@@ -115,6 +120,9 @@ def train_private_nlu(
     params = dict(encoder_params or {})
     if encoder == "fast":
         params.setdefault("context", "cnn")
+        # the word vocabulary would be read from the private data outside DP-SGD; hashed character n-grams
+        # are data-independent, so by default the private fast encoder uses them alone
+        params.setdefault("min_count", 2**62)
     model = IntentSlotModel(
         encoder=encoder,
         epochs=epochs,
@@ -138,6 +146,10 @@ def train_private_nlu(
     def wrap(network: nn.Module, optimizer: torch.optim.Optimizer, loader: Any):
         if encoder == "minilm":
             _freeze_minilm(network, minilm_trainable_layers)
+        elif not train_embeddings:  # random, data-independent features: no noise spent on them
+            for p in network.encoder.parameters():
+                if p.dim() == 2 and p.shape[1] == network.encoder.embedding_dim:
+                    p.requires_grad_(False)
         private = make_private(
             network,
             optimizer,
@@ -167,9 +179,8 @@ def train_private_nlu(
     finally:
         if "private" in holder:
             holder["private"].detach()
-    if encoder == "minilm":
-        for p in model.network_.parameters():
-            p.requires_grad_(True)
+    for p in model.network_.parameters():
+        p.requires_grad_(True)
     private = holder["private"]
     spent = private.spent()
     record = PrivacyRecord(
