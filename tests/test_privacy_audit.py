@@ -131,3 +131,38 @@ def test_cli_audits_a_saved_private_model(private_tiny_nlu, workspace) -> None:
     assert 0.0 <= row["loss_attack_auc"] <= 1.0 and row["empirical_epsilon_lower_bound"] >= 0.0
     assert 0.0 <= figures["deployed_loss_attack_train_vs_test"]["auc"] <= 1.0
     assert figures["model_epsilon"] == pytest.approx(record.epsilon)
+
+
+def test_report_section_has_the_curves_tables_and_figures(tmp_path) -> None:
+    from homeloop.privacy import privacy_report_section
+
+    utility = {
+        "datasets": {
+            "hwu64": {
+                "tfidf_baseline_accuracy": 0.85,
+                "fast": [
+                    {"epsilon": math.inf, "intent_accuracy": 0.84, "drop_points": 0.0},
+                    {"epsilon": 8.0, "intent_accuracy": 0.6, "drop_points": 24.0},
+                ],
+            }
+        }
+    }
+    row = {
+        "target_epsilon": 8.0,
+        "accountant_epsilon": 7.99,
+        "empirical_epsilon": 0.1,
+        "loss_attack": {"auc": 0.52, "tpr_at_0_1_fpr": 0.0},
+        "lira_attack": {"auc": 0.51, "tpr_at_0_1_fpr": 0.001},
+        "canary_exposure": 1.2,
+        "extraction_exact": 0.0,
+        "extraction_digits": 0.1,
+    }
+    speed = {
+        "encoder": "fast",
+        "batch_size": 64,
+        "modes": {"none": {"time_ratio": 1.0}, "bookkeeping": {"time_ratio": 1.2}},
+    }
+    section = privacy_report_section(tmp_path, utility=utility, attacks={"rows": [row]}, speed=speed)
+    assert len(section.tables) == 3 and len(section.figures) == 2
+    assert all((tmp_path / name).stat().st_size > 1000 for name, _ in section.figures)
+    assert privacy_report_section(tmp_path).tables == []

@@ -30,6 +30,7 @@ from homeloop.privacy.membership import (
     loss_threshold_scores,
 )
 from homeloop.privacy.nlu import PrivacyRecord, per_example_joint_loss, train_private_assistant_nlu, train_private_nlu
+from homeloop.privacy.report import privacy_report_section
 
 __all__ = [
     "ACCOUNTANTS",
@@ -57,6 +58,7 @@ __all__ = [
     "noise_multiplier_for",
     "per_example_joint_loss",
     "plant_canaries",
+    "privacy_report_section",
     "train_private_assistant_nlu",
     "train_private_nlu",
 ]

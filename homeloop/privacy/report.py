@@ -1,0 +1,200 @@
+"""The privacy section of the homeloop report: accuracy against epsilon, attacks against epsilon, speed ratios.
+
+:func:`privacy_report_section` takes the JSON figures written by the three benchmarks
+(``benchmarks/dp_utility.py --out``, ``benchmarks/privacy_attacks.py --out``, ``benchmarks/dp_speed.py
+--json``) or the equivalent dicts, draws the figures into the report folder and returns a
+:class:`homeloop.report.Section`. Any of the three may be left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["privacy_report_section"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def _load(source: Any) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _eps_label(eps: Any) -> str:
+    eps = float(eps) if eps is not None else math.inf
+    return "none (non-private)" if math.isinf(eps) else f"{eps:g}"
+
+
+def _x(eps: Any) -> float:
+    eps = float(eps) if eps is not None else math.inf
+    return 32.0 if math.isinf(eps) else eps
+
+
+def _accuracy_figure(utility: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for dataset, d in utility.get("datasets", {}).items():
+        for kind, rows in d.items():
+            if not isinstance(rows, list):
+                continue
+            rows = sorted(rows, key=lambda r: _x(r["epsilon"]))
+            ax.plot(
+                [_x(r["epsilon"]) for r in rows],
+                [100 * r["intent_accuracy"] for r in rows],
+                marker="o",
+                label=f"{dataset}, {kind}",
+            )
+    ax.set_xscale("log")
+    ticks = [1, 3, 8, 32]
+    ax.set_xticks(ticks, ["1", "3", "8", "no DP"])
+    ax.set_xlabel("epsilon (delta = 1/n^1.1)")
+    ax.set_ylabel("intent accuracy, %")
+    ax.set_title("Accuracy against the privacy budget")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _attack_figure(attacks: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    rows = sorted(attacks.get("rows", []), key=lambda r: _x(r["target_epsilon"]))
+    xs = [_x(r["target_epsilon"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    left.plot(xs, [r["loss_attack"]["auc"] for r in rows], marker="o", label="loss threshold AUC")
+    left.plot(xs, [r["lira_attack"]["auc"] for r in rows], marker="s", label="LiRA AUC")
+    left.plot(xs, [r["lira_attack"]["tpr_at_0_1_fpr"] for r in rows], marker="^", label="LiRA TPR @ 0.1% FPR")
+    left.axhline(0.5, color="#999", lw=0.8, ls="--")
+    left.set_title("Membership inference")
+    right.plot(xs, [r["empirical_epsilon"] for r in rows], marker="o", label="empirical lower bound")
+    right.plot(
+        [x for x, r in zip(xs, rows, strict=True) if math.isfinite(r["accountant_epsilon"])],
+        [r["accountant_epsilon"] for r in rows if math.isfinite(r["accountant_epsilon"])],
+        marker="s",
+        label="accountant (PRV)",
+    )
+    right.plot(xs, [r["extraction_digits"] for r in rows], marker="^", label="canary digits extracted (share)")
+    right.set_title("Epsilon: proven by attacks vs guaranteed")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks([1, 3, 8, 32], ["1", "3", "8", "no DP"])
+        ax.set_xlabel("epsilon")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def privacy_report_section(
+    folder: str | Path,
+    *,
+    utility: Any = None,
+    attacks: Any = None,
+    speed: Any = None,
+) -> Any:
+    """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths);
+    figures are written into ``folder`` (the report's staging folder)."""
+    from homeloop.report import Section
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    utility, attacks, speed = _load(utility), _load(attacks), _load(speed)
+    section = Section(title="Privacy: differentially private training and measured leakage")
+    section.paragraphs.append(
+        "The assistant's NLU trains with DP-SGD through the same training loop as every model "
+        "(<code>homeloop.privacy.make_private</code>: per-example clipping without a second backward pass, "
+        "Poisson sampling, noise calibrated to a target epsilon with the PRV accountant and cross-checked with "
+        "RDP). Leakage is measured by attacks on models retrained under the audit's control "
+        "(<code>homeloop audit privacy</code>)."
+    )
+    if speed:
+        rows = [
+            [
+                mode,
+                r.get("seconds_per_step"),
+                r.get("time_ratio"),
+                r.get("peak_ratio"),
+                r.get("training_memory_ratio"),
+            ]
+            for mode, r in speed.get("modes", {}).items()
+        ]
+        section.tables.append(
+            (
+                f"Speed, same model and batches ({speed.get('encoder')}, batch {speed.get('batch_size')}); "
+                "ratios against no privacy",
+                ["mode", "s/step", "x time", "x peak memory", "x training memory"],
+                rows,
+            )
+        )
+    if utility:
+        rows = []
+        for dataset, d in utility.get("datasets", {}).items():
+            for kind, rs in d.items():
+                if isinstance(rs, list):
+                    rows += [
+                        [dataset, kind, _eps_label(r["epsilon"]), r["intent_accuracy"], r.get("drop_points")]
+                        for r in rs
+                    ]
+            rows.append([dataset, "TF-IDF baseline (not private)", "-", d.get("tfidf_baseline_accuracy"), None])
+        section.tables.append(
+            ("Intent accuracy against epsilon", ["dataset", "model", "epsilon", "accuracy", "drop (points)"], rows)
+        )
+        section.figures.append(
+            (_accuracy_figure(utility, folder / "privacy_accuracy_epsilon.png").name, "Accuracy against epsilon")
+        )
+    if attacks:
+        rows = [
+            [
+                _eps_label(r["target_epsilon"]),
+                r["accountant_epsilon"],
+                r["empirical_epsilon"],
+                r["loss_attack"]["auc"],
+                r["loss_attack"]["tpr_at_0_1_fpr"],
+                r["lira_attack"]["auc"],
+                r["lira_attack"]["tpr_at_0_1_fpr"],
+                r["canary_exposure"],
+                r["extraction_exact"],
+                r["extraction_digits"],
+            ]
+            for r in attacks.get("rows", [])
+        ]
+        section.tables.append(
+            (
+                "Attacks against epsilon (TPR at 0.1% FPR; empirical epsilon: 95% lower bound; exposure of "
+                "log2(10^4) = 13.3 bits; extraction chance 0.0001 whole, 0.1 per digit)",
+                [
+                    "epsilon",
+                    "accountant eps",
+                    "empirical eps",
+                    "loss AUC",
+                    "loss TPR",
+                    "LiRA AUC",
+                    "LiRA TPR",
+                    "exposure",
+                    "extracted",
+                    "digits",
+                ],
+                rows,
+            )
+        )
+        section.figures.append(
+            (_attack_figure(attacks, folder / "privacy_attacks_epsilon.png").name, "Attacks against epsilon")
+        )
+    return section
