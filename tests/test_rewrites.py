@@ -40,7 +40,9 @@ class Log:
         self.rows: list[dict] = []
         self.clock: dict[str, dt.datetime] = {}
 
-    def say(self, user, text, *, ok, after=5.0, intent="iot_hue_lighton", rewritten_from=None, barge_in=False):
+    def say(
+        self, user, text, *, ok, after=5.0, intent="iot_hue_lighton", rewritten_from=None, barge_in=False, slots=None
+    ):
         t = self.clock.get(user, T0 + dt.timedelta(hours=len(self.clock))) + dt.timedelta(seconds=after)
         self.clock[user] = t
         self.rows.append(
@@ -53,6 +55,7 @@ class Log:
                 "time": t,
                 "asr_text": text,
                 "intent": intent,
+                "slots": [{"name": "device", "value": v} for v in ([slots] if slots else [])],
                 "response_type": "action" if ok else "error",
                 "barge_in": barge_in,
                 "rewritten_from": rewritten_from,
@@ -212,3 +215,21 @@ def test_publishing_is_atomic_and_versioned(database_url, lake, tmp_path):
             load_rewrite_table(db, 7)
     finally:
         db.dispose()
+
+
+def test_pooling_by_interpretation_judges_a_target_by_every_wording_read_the_same_way(lake):
+    log = Log()
+    for u in ("u0", "u1", "u2"):
+        log.say(u, MISHEARD, ok=False, slots="chicken light")
+        log.say(u, FIX, ok=True, slots="kitchen light").pause(u)
+    # another wording that the NLU reads exactly like FIX keeps failing (say, the kitchen light is unreachable)
+    for u in ("a", "b", "c", "d", "e", "f"):
+        log.say(u, "switch on the kitchen light", ok=False, slots="kitchen light").pause(u)
+    ds = log.write(lake)
+    by_text = RewriteMiner(min_support=3, min_users=2).fit(lake, ds)
+    assert [(r.source, r.target) for r in by_text.table_] == [(MISHEARD, FIX)]
+    pooled = RewriteMiner(min_support=3, min_users=2, pool_by="interpretation").fit(lake, ds)
+    assert len(pooled.table_) == 0
+    assert pooled.figures_["chain_states"] < by_text.figures_["chain_states"]
+    with pytest.raises(InvalidInputError, match="pool_by"):
+        RewriteMiner(pool_by="intent").fit(lake, ds)

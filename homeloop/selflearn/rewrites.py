@@ -26,7 +26,8 @@ dataset's ``turns`` and runs in three stages:
    ``min_users`` users), the target with the highest probability of success
    (the registered *target scorer*; ``"absorption"``, ``B[t, success]``, by
    default), kept when it beats the source's own success probability by
-   ``min_improvement``.
+   ``min_improvement``. Optionally (``pool_by="interpretation"``) the chain's states are the NLU
+   interpretations of the utterances, which pools evidence across wordings read the same way.
 
 The result is a :class:`RewriteTable`: callable as the simulator's rewriter,
 stored in the operational database as a new version in one transaction
@@ -56,6 +57,7 @@ from homeloop.errors import InvalidInputError, NoDataError, NotFittedError
 from homeloop.selflearn.markov import absorption_probabilities, chain_from_counts
 
 __all__ = [
+    "POOLINGS",
     "REACTION_INTENTS",
     "TARGET_SCORERS",
     "ChainCounts",
@@ -247,7 +249,8 @@ def _atomic(path: Path, write: Callable[[str], Any]) -> Path:
 class ChainCounts:
     """What the counting stage returns, keyed by normalised text (so shards add up by text).
 
-    ``states``: text, n (turns counted as sources), success, failure; ``transitions``: src, dst, n;
+    ``states``: text, n (turns counted as sources), success, failure, interpretation (a hash of the NLU
+    intent and slots it got most often); ``transitions``: src, dst, n;
     ``pairs``: src, dst, support (chain occurrences where ``dst`` followed ``src``), users.
     """
 
@@ -280,8 +283,8 @@ class ChainCounts:
                     figures.setdefault(k, v)
         return cls(
             con.sql(
-                "SELECT text, sum(n)::BIGINT n, sum(success)::BIGINT success, sum(failure)::BIGINT failure "
-                "FROM s GROUP BY text"
+                "SELECT text, sum(n)::BIGINT n, sum(success)::BIGINT success, sum(failure)::BIGINT failure, "
+                "any_value(interpretation) interpretation FROM s GROUP BY text"
             ).to_arrow_table(),
             con.sql("SELECT src, dst, sum(n)::BIGINT n FROM t GROUP BY src, dst").to_arrow_table(),
             con.sql(
@@ -301,6 +304,16 @@ def _table_files(lake_root: Path, dataset: str, name: str) -> list[str]:
 def has_defect_labels(lake, dataset: str) -> bool:
     """Whether ``dataset`` has a ``defect_labels`` table (written by :mod:`homeloop.selflearn.defects`)."""
     return bool(_table_files(lake.root, dataset, "defect_labels"))
+
+
+_OPTIONAL_TURN_COLUMNS = {
+    "rewritten_from": "VARCHAR",
+    "intent": "VARCHAR",
+    "slots": "STRUCT(name VARCHAR, value VARCHAR)[]",
+    "response_type": "VARCHAR",
+    "barge_in": "BOOLEAN",
+    "feedback": "VARCHAR",
+}
 
 
 def count_chains(
@@ -334,7 +347,17 @@ def count_chains(
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    cols = "turn_id, user_id, device_id, time, asr_text, rewritten_from, intent, response_type, barge_in, feedback"
+    present = {
+        row[0] for row in con.sql(f"DESCRIBE SELECT * FROM read_parquet({turn_files!r}, union_by_name=true)").fetchall()
+    }
+    missing = [c for c in ("turn_id", "user_id", "device_id", "time", "asr_text") if c not in present]
+    if missing:
+        raise InvalidInputError(f"lake dataset {dataset!r} turns: expected the columns {missing}, found none of them")
+    # optional fields that a log may not have are read as empty
+    cols = ", ".join(
+        ["turn_id", "user_id", "device_id", "time", "asr_text"]
+        + [c if c in present else f"NULL::{kind} AS {c}" for c, kind in _OPTIONAL_TURN_COLUMNS.items()]
+    )
     where = ""
     if shard is not None:
         i, k = shard
@@ -368,6 +391,7 @@ def count_chains(
     con.execute(
         f"""CREATE TEMP TABLE base AS
         SELECT hash(t.user_id, t.device_id) AS ud, hash(t.user_id) AS uh, hash(t.turn_id) AS th, t.time, h.tid,
+               hash(coalesce(t.intent, ''), t.slots) AS ik,
                NOT (h.text = '' OR coalesce(t.intent, '') IN ({reactions})) AS chain,
                t.rewritten_from IS NOT NULL AS rewritten,
                (coalesce(t.response_type, '') = 'error' OR coalesce(t.barge_in, false)
@@ -404,7 +428,7 @@ def count_chains(
             FROM (SELECT *, epoch(time) + 0.0 AS pos_time FROM labelled)
             WINDOW w AS (PARTITION BY ud ORDER BY time, th ROWS UNBOUNDED PRECEDING)
         )
-        SELECT ud, uh, sess, tid, rewritten, defect, seg, pos, new,
+        SELECT ud, uh, sess, tid, ik, rewritten, defect, seg, pos, new,
                CASE WHEN next_chain_tid IS NOT NULL
                          AND (next_break_time IS NULL OR next_break_time > next_chain_time)
                     THEN next_chain_tid END AS next_tid
@@ -412,9 +436,10 @@ def count_chains(
     )
     con.execute("CREATE TEMP TABLE vocab AS SELECT DISTINCT tid, text FROM heard")
     states = con.sql(
-        """SELECT v.text, c.n, c.success, c.failure FROM (
+        """SELECT v.text, c.n, c.success, c.failure, c.interpretation FROM (
                SELECT tid, count(*)::BIGINT n, count(*) FILTER (WHERE NOT defect)::BIGINT success,
-                      count(*) FILTER (WHERE defect AND next_tid IS NULL)::BIGINT failure
+                      count(*) FILTER (WHERE defect AND next_tid IS NULL)::BIGINT failure,
+                      mode(ik) AS interpretation
                FROM chain WHERE NOT rewritten GROUP BY tid) c JOIN vocab v USING (tid)"""
     ).to_arrow_table()
     transitions = con.sql(
@@ -468,6 +493,22 @@ def _frequency_scorer(a: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 TARGET_SCORERS: dict[str, TargetScorer] = {"absorption": _absorption_scorer, "frequency": _frequency_scorer}
 
 
+POOLINGS = ("text", "interpretation")
+
+
+def _state_groups(pool_by: str, counts: ChainCounts, s_id: np.ndarray, n_states: int) -> np.ndarray:
+    """The chain state of each text: itself, or its NLU interpretation (texts never seen unrewritten stay alone)."""
+    if pool_by == "text" or "interpretation" not in counts.states.column_names:
+        return np.arange(n_states)
+    values = counts.states["interpretation"].to_numpy(zero_copy_only=False)
+    _, codes = np.unique(values, return_inverse=True)
+    group = np.full(n_states, -1, dtype=np.int64)
+    group[s_id] = codes
+    alone = group < 0
+    group[alone] = (codes.max() + 1 if len(codes) else 0) + np.arange(int(alone.sum()))
+    return group
+
+
 def select_rewrites(
     counts: ChainCounts,
     *,
@@ -476,8 +517,16 @@ def select_rewrites(
     min_improvement: float = 0.3,
     prior_strength: float = 2.0,
     target_scorer: str | TargetScorer = "absorption",
+    pool_by: str = "text",
 ) -> tuple[RewriteTable, dict[str, Any]]:
-    """Stages 2 and 3: build the chain, solve it, and pick one target per source."""
+    """Stages 2 and 3: build the chain, solve it, and pick one target per source.
+
+    ``pool_by="interpretation"`` makes the chain's states the NLU interpretations (intent and slots) of the
+    utterances rather than the utterances: a target's success probability then pools every utterance the
+    NLU read the same way (more data per state). Sources and targets stay texts.
+    """
+    if pool_by not in POOLINGS:
+        raise InvalidInputError(f"pool_by {pool_by!r}: expected one of {', '.join(POOLINGS)}")
     t0 = time.perf_counter()
     scorer = TARGET_SCORERS[target_scorer] if isinstance(target_scorer, str) else target_scorer
     texts = pc.unique(
@@ -513,19 +562,24 @@ def select_rewrites(
             + ("no successful turn" if succ.sum() == 0 else "no defective turn (no feedback signals at all?)")
         )
     p0 = float(succ.sum() / max(succ.sum() + fail.sum(), 1.0))
+    # a source's own chance: how often the utterance itself succeeded (smoothed)
+    direct = np.where(n + prior_strength > 0, (succ + prior_strength * p0) / np.maximum(n + prior_strength, 1e-12), p0)
+    group = _state_groups(pool_by, counts, s_id, n_states)
+    n_groups = int(group.max()) + 1
+    absorbed = np.zeros((n_groups, 2))
+    np.add.at(absorbed, group, np.column_stack([succ, fail]))
     q, r = chain_from_counts(
-        n_states,
-        ids(counts.transitions["src"]),
-        ids(counts.transitions["dst"]),
+        n_groups,
+        group[ids(counts.transitions["src"])],
+        group[ids(counts.transitions["dst"])],
         counts.transitions["n"].to_numpy().astype(np.float64),
-        np.column_stack([succ, fail]),
+        absorbed,
         prior_strength=prior_strength,
         prior=np.array([p0, 1.0 - p0]),
     )
     t_build = time.perf_counter() - t0
-    b = absorption_probabilities(q, r)
+    b = absorption_probabilities(q, r)[group]
     t_solve = time.perf_counter() - t0 - t_build
-    direct = r[:, 0]
 
     src = ids(counts.pairs["src"])
     dst = ids(counts.pairs["dst"])
@@ -565,9 +619,11 @@ def select_rewrites(
         "min_improvement": min_improvement,
         "prior_strength": prior_strength,
         "target_scorer": target_scorer if isinstance(target_scorer, str) else getattr(target_scorer, "__name__", "?"),
+        "pool_by": pool_by,
     }
     figures = {
         "states": n_states,
+        "chain_states": n_groups,
         "transient_states_with_successors": int(np.count_nonzero(np.diff(q.indptr))),
         "transitions": int(q.nnz),
         "candidate_pairs": int(len(counts.pairs)),
@@ -587,6 +643,7 @@ class RewriteMiner:
     """Mines a :class:`RewriteTable` from a lake dataset's turns (sklearn-like: ``fit`` returns self).
 
     After ``fit``: ``table_`` (the rewrites), ``figures_`` (counts, timings, where labels came from).
+    ``pool_by="interpretation"`` pools the chain's states by NLU interpretation (see :func:`select_rewrites`).
     ``backend`` is ``"local"`` (DuckDB in this process) or ``"ray"`` (see
     :mod:`homeloop.selflearn.distributed`; ``ray_address`` names the cluster).
     """
@@ -599,6 +656,7 @@ class RewriteMiner:
         min_improvement: float = 0.3,
         prior_strength: float = 2.0,
         target_scorer: str = "absorption",
+        pool_by: str = "text",
         labels: str = "auto",
         session_gap_seconds: float = 60.0,
         rephrase_window_seconds: float = 30.0,
@@ -611,6 +669,7 @@ class RewriteMiner:
         self.min_improvement = min_improvement
         self.prior_strength = prior_strength
         self.target_scorer = target_scorer
+        self.pool_by = pool_by
         self.labels = labels
         self.session_gap_seconds = session_gap_seconds
         self.rephrase_window_seconds = rephrase_window_seconds
@@ -659,6 +718,7 @@ class RewriteMiner:
             min_improvement=self.min_improvement,
             prior_strength=self.prior_strength,
             target_scorer=self.target_scorer,
+            pool_by=self.pool_by,
         )
         table.info.update(
             {
