@@ -363,8 +363,21 @@ class BookKeepingClipper:
             return int(r.grad.shape[0]) if r.grad is not None else int(r.compact[-1])
         return 0
 
+    def _check_batch(self) -> None:
+        sizes = {m: int(r.grad.shape[0]) if r.grad is not None else int(r.compact[-1]) for m, r in self._pairs()}
+        batch = max(sizes.values(), default=0)
+        for m, size in sizes.items():
+            if size != batch:
+                name = next((n for n, mod in self.model.named_modules() if mod is m), type(m).__name__)
+                raise UnsupportedLayerError(
+                    f"layer {name!r} ({type(m).__name__}): its output has batch size {size}, the batch {batch}; "
+                    "a layer whose output is shared by every example (broadcast, e.g. position embeddings) has no "
+                    "per-example gradient; fix: freeze it (requires_grad_(False)) or give it batch-first inputs"
+                )
+
     def per_sample_norms(self, *, scale: float = 1.0) -> torch.Tensor:
         """Per-example gradient norms of the last backward pass (``scale`` undoes a mean reduction)."""
+        self._check_batch()
         total: torch.Tensor | None = None
         for m, r in self._pairs():
             sq = LAYER_RULES[type(m)].norms(m, r)

@@ -81,8 +81,10 @@ def _freeze_minilm(network: nn.Module, trainable_layers: int) -> None:
     transformer = network.encoder.transformer
     for p in transformer.parameters():
         p.requires_grad_(False)
+    # (the embeddings stay frozen even when every layer trains: position embeddings are broadcast over the
+    # batch, so they have no per-example gradient)
     layers = transformer.encoder.layer
-    for layer in list(layers)[len(layers) - trainable_layers :] if trainable_layers > 0 else []:
+    for layer in list(layers)[max(0, len(layers) - trainable_layers) :] if trainable_layers > 0 else []:
         for p in layer.parameters():
             p.requires_grad_(True)
 
