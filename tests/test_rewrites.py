@@ -154,18 +154,24 @@ def test_unsorted_and_duplicated_turns_give_the_same_table(lake, tmp_path):
     expected = [(r.source, r.target, r.support) for r in mine_rewrites(lake, log.write(lake), min_support=3)]
     assert expected
     # the same turns, shuffled and each logged twice, written straight into a lake folder (no de-duplication)
-    rows = log.rows * 2
+    # plus a turn without a time (cannot be placed in a session) and one with empty text (no state)
+    odd = [
+        {**log.rows[0], "turn_id": "no-time", "time": None},
+        {**log.rows[0], "turn_id": "empty", "asr_text": " ?! ", "time": T0 + dt.timedelta(days=30)},
+    ]
+    rows = log.rows * 2 + odd
     random.Random(0).shuffle(rows)
     raw = tmp_path / "raw"
     (raw / "messy" / "turns").mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=schema_table("turns").arrow_schema), raw / "messy/turns/part-0.parquet"
-    )
+    schema = pa.schema([f.with_nullable(True) for f in schema_table("turns").arrow_schema])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), raw / "messy/turns/part-0.parquet")
     from homeloop.data.lake import Lake
 
     miner = RewriteMiner(min_support=3).fit(Lake(raw), "messy")
     assert [(r.source, r.target, r.support) for r in miner.table_] == expected
-    assert miner.figures_["turns"] == 2 * len(log.rows)
+    assert miner.figures_["turns"] == 2 * len(log.rows) + 2
+    assert miner.figures_["turns_without_time"] == 1
+    assert miner.figures_["request_turns"] == mine_rewrites(lake, "logs").info["figures"]["request_turns"]
 
 
 def test_empty_text_and_reactions_are_not_states():
