@@ -199,6 +199,9 @@ def rewrites_command(
     ),
     prior_strength: float = typer.Option(2.0, "--prior-strength", min=0.0, help="Pseudo-turns smoothing each state."),
     scorer: str = typer.Option("absorption", "--scorer", help="Target choice: absorption (the chain) or frequency."),
+    pool_by: str = typer.Option(
+        "text", "--pool-by", help="Chain states: text (utterances) or interpretation (NLU intent and slots)."
+    ),
     labels: str = typer.Option("auto", "--labels", help="Defect labels: auto, defect_labels or rules."),
     ray_address: str = typer.Option(
         None, "--ray-address", help="Count on this Ray cluster ('local' starts one here); needs homeloop[ray]."
@@ -225,6 +228,7 @@ def rewrites_command(
         "min_improvement": min_improvement,
         "prior_strength": prior_strength,
         "target_scorer": scorer,
+        "pool_by": pool_by,
         "labels": labels,
     }
     if ray_address:
