@@ -1,7 +1,8 @@
 """DP-SGD speed, side by side: the same model on the same batches without privacy, with homeloop's DP
 (bookkeeping clipping), with Opacus ghost clipping and with Opacus's default per-sample gradients ("hooks").
 
-The model is the assistant's NLU (fast encoder with the convolutional context, or MiniLM), built on HWU64
+The model is the assistant's NLU (fast encoder with the convolutional context, or MiniLM with its
+embedding layer frozen: position embeddings are shared by the batch), built on HWU64
 train; every mode starts from the same weights and trains on the same fixed batches with the same AdamW
 settings (DP modes clip at 1.0 and add noise of multiplier 1.0; Poisson sampling is left out so the batches are
 identical). Time: the steps of all modes are interleaved round-robin in one process, so load changes on a
@@ -50,6 +51,9 @@ def _build(encoder: str, batch_size: int, steps: int, seed: int):
     params = {"encoder_params": {"context": "cnn"}} if encoder == "fast" else {}
     model = IntentSlotModel(encoder=encoder, epochs=0, seed=seed, **params).fit(train)
     network = model.network_.train()
+    if encoder == "minilm":  # position embeddings are shared by the whole batch: no per-example gradient
+        for p in network.encoder.transformer.embeddings.parameters():
+            p.requires_grad_(False)
     collate = model._collate(network.encoder)
     intents = {name: i for i, name in enumerate(model.intents_)}
     tags = {name: i for i, name in enumerate(model.slot_tags_)}
@@ -74,7 +78,7 @@ def _build(encoder: str, batch_size: int, steps: int, seed: int):
 def _mode(network, mode: str, batch_size: int, lr: float):
     """(module, optimizer, loss_fn) for ``mode`` on a copy of ``network``."""
     net = copy.deepcopy(network)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr)
     if mode == "none":
         return net, optimizer, lambda m, b: per_example_joint_loss(m, b).mean(), None
     generator = torch.Generator().manual_seed(1)

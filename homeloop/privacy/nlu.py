@@ -8,9 +8,9 @@ utterance's loss never depends on the others in its batch).
 
 - ``encoder="fast"`` uses the convolutional context (``context="cnn"``): the
   default BiGRU has no per-sample gradients in bookkeeping or ghost clipping.
-  Its word vocabulary is left empty (``min_count`` above any count): a vocabulary
-  read from the private data would escape DP-SGD, while the hashed character
-  n-grams are data-independent. ``train_embeddings=False`` keeps the n-gram table
+  Its word vocabulary is public (``vocabulary="public"``: the whole words of the
+  pretrained MiniLM's WordPiece vocabulary) or empty (``"none"``, hashed n-grams
+  only): a vocabulary read from the private data (``"data"``) would escape DP-SGD. ``train_embeddings=False`` keeps the n-gram table
   at its random initialisation (random features, no noise spent on them).
 - ``encoder="minilm"`` fine-tunes privately the task heads and the last
   ``minilm_trainable_layers`` transformer layers; the rest of the pretrained
@@ -34,7 +34,14 @@ from homeloop.errors import InvalidInputError
 from homeloop.privacy.calibration import scaled_learning_rate
 from homeloop.privacy.engine import PrivateTraining, make_private
 
-__all__ = ["PrivacyRecord", "per_example_joint_loss", "train_private_assistant_nlu", "train_private_nlu"]
+__all__ = [
+    "VOCABULARIES",
+    "PrivacyRecord",
+    "per_example_joint_loss",
+    "public_vocabulary",
+    "train_private_assistant_nlu",
+    "train_private_nlu",
+]
 
 IGNORE_INDEX = -100
 
@@ -77,6 +84,31 @@ class PrivacyRecord:
         return asdict(self)
 
 
+def public_vocabulary() -> list[str]:
+    """Whole words of the pretrained MiniLM's WordPiece vocabulary (public, installed with the package)."""
+    from homeloop.nlu.encoders import minilm_model_path
+
+    words = (minilm_model_path() / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return sorted({w for w in words if w and not w.startswith(("##", "[")) and w.replace("'", "").isalnum()})
+
+
+#: where the private fast encoder's word vocabulary comes from: public text, none (n-grams only), or the
+#: training data itself (which DP-SGD does not cover: a rare word in the vocabulary reveals a training example)
+VOCABULARIES: dict[str, Any] = {"public": public_vocabulary, "none": lambda: [], "data": None}
+
+
+def _use_vocabulary(network: nn.Module, optimizer: torch.optim.Optimizer, words: list[str]) -> None:
+    """Give the fast encoder a data-independent word vocabulary (a fresh embedding table) before training."""
+    enc = network.encoder
+    old = enc.word_embedding.weight
+    enc.vocabulary = list(words)
+    enc.word_index = {w: i + 2 for i, w in enumerate(enc.vocabulary)}
+    enc.word_embedding = nn.Embedding(len(enc.vocabulary) + 2, enc.embedding_dim, padding_idx=enc.PAD)
+    new = enc.word_embedding.weight
+    for group in optimizer.param_groups:
+        group["params"] = [new if p is old else p for p in group["params"]]
+
+
 def _freeze_minilm(network: nn.Module, trainable_layers: int) -> None:
     transformer = network.encoder.transformer
     for p in transformer.parameters():
@@ -102,6 +134,7 @@ def train_private_nlu(
     encoder_params: dict[str, Any] | None = None,
     minilm_trainable_layers: int = 2,
     train_embeddings: bool = True,
+    vocabulary: str = "public",
     lr: float | None = None,
     head_lr: float | None = None,
     seed: int = 0,
@@ -122,9 +155,10 @@ def train_private_nlu(
     params = dict(encoder_params or {})
     if encoder == "fast":
         params.setdefault("context", "cnn")
-        # the word vocabulary would be read from the private data outside DP-SGD; hashed character n-grams
-        # are data-independent, so by default the private fast encoder uses them alone
-        params.setdefault("min_count", 2**62)
+        if vocabulary not in VOCABULARIES:
+            raise InvalidInputError(f"vocabulary {vocabulary!r}: expected one of {sorted(VOCABULARIES)}")
+        if vocabulary != "data":  # the vocabulary is swapped in before training (see wrap)
+            params.setdefault("min_count", 2**62)
     model = IntentSlotModel(
         encoder=encoder,
         epochs=epochs,
@@ -146,6 +180,8 @@ def train_private_nlu(
     holder: dict[str, PrivateTraining] = {}
 
     def wrap(network: nn.Module, optimizer: torch.optim.Optimizer, loader: Any):
+        if encoder == "fast" and vocabulary != "data":
+            _use_vocabulary(network, optimizer, VOCABULARIES[vocabulary]())
         if encoder == "minilm":
             _freeze_minilm(network, minilm_trainable_layers)
         elif not train_embeddings:  # random, data-independent features: no noise spent on them
