@@ -97,7 +97,7 @@ def test_canaries_are_planted_and_extracted_from_a_memorising_model() -> None:
 
 @pytest.fixture(scope="module")
 def private_tiny_nlu():
-    data = random.Random(0).sample(load_hwu64("train"), 400)
+    data = random.Random(0).sample(load_hwu64("train"), 300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, record = train_private_nlu(
@@ -105,6 +105,7 @@ def private_tiny_nlu():
             target_epsilon=8.0,
             epochs=2,
             encoder_params={"ngram_buckets": 500, "embedding_dim": 16, "hidden_size": 16},
+            vocabulary="none",
         )
     return model, record
 
@@ -113,7 +114,8 @@ def test_private_nlu_trains_through_fit_and_records_its_budget(private_tiny_nlu)
     model, record = private_tiny_nlu
     assert record.clipping == "bookkeeping" and record.accountant == "prv"
     assert 7.0 < record.epsilon <= 8.0 + 1e-6 < record.epsilon_rdp
-    assert record.steps == record.epochs * round(400 / record.expected_batch_size)
+    assert record.steps == record.epochs * round(300 / record.expected_batch_size)
+    assert model.network_.encoder.vocabulary == []  # no vocabulary read from the private data
     assert model.privacy_["noise_multiplier"] == record.noise_multiplier > 0
     assert all(p.requires_grad for p in model.network_.parameters())  # hooks are gone
     assert len(model.predict(["turn off the lights"])) == 1

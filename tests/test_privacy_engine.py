@@ -295,4 +295,6 @@ def test_private_clipping_norm_tracks_the_median_and_is_charged() -> None:
 def test_recommended_batch_size_prefers_less_noise_per_example() -> None:
     b = recommended_batch_size(50_000, epochs=10, target_epsilon=8.0, delta=1e-5, candidates=(64, 1024))
     assert b == 1024  # 490 steps at a 16x larger batch: much less noise per example
-    assert recommended_batch_size(400, epochs=2, target_epsilon=8.0, delta=1e-3, candidates=(64, 128)) == 50
+    # too few steps left at the larger batch: the smaller one
+    assert recommended_batch_size(50_000, epochs=1, target_epsilon=8.0, delta=1e-5, candidates=(64, 1024)) == 64
+    assert recommended_batch_size(400, epochs=2, target_epsilon=8.0, delta=1e-3, candidates=(64, 128)) == 50  # n/8

@@ -29,6 +29,7 @@ from homeloop.privacy.accounting import Mechanism, noise_multiplier_for
 
 __all__ = [
     "NORM_GRID",
+    "calibration_mechanism",
     "per_example_gradient_norms",
     "private_clipping_norm",
     "recommended_batch_size",
@@ -83,6 +84,15 @@ def per_example_gradient_norms(
     return torch.cat([n.reshape(-1) for n in norms]) if norms else torch.zeros(0)
 
 
+#: the clipping-norm calibration's Gaussian noise multiplier and expected sample size
+CALIBRATION_NOISE, CALIBRATION_SAMPLE = 2.0, 1024
+
+
+def calibration_mechanism(n: int, *, sample_size: int = CALIBRATION_SAMPLE) -> list[Mechanism]:
+    """The privacy cost of :func:`private_clipping_norm` on ``n`` examples, as a history entry."""
+    return [(CALIBRATION_NOISE, float(min(1.0, sample_size / n)), 1)]
+
+
 def private_clipping_norm(
     module: nn.Module,
     dataset: Sequence[Any],
@@ -90,8 +100,8 @@ def private_clipping_norm(
     *,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     quantile: float = 0.5,
-    sample_size: int = 1024,
-    noise_multiplier: float = 2.0,
+    sample_size: int = CALIBRATION_SAMPLE,
+    noise_multiplier: float = CALIBRATION_NOISE,
     seed: int = 0,
 ) -> tuple[float, list[Mechanism]]:
     """``(clipping norm, [(noise_multiplier, sample_rate, 1)])``: the ``quantile`` of per-example gradient norms

@@ -755,15 +755,13 @@ def make_private(
             raise InvalidInputError(
                 "max_grad_norm='auto' needs per_example_loss(model, batch) -> Tensor[batch]; or pass max_grad_norm=1.0"
             )
-        clip, prior = calibration.private_clipping_norm(
-            module, dataset, per_example_loss, collate_fn=collate, quantile=clip_quantile, seed=seed
-        )
+        prior = calibration.calibration_mechanism(n)  # known before looking at the data
     elif isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0:
         clip = float(max_grad_norm)
     else:
         raise InvalidInputError(f"max_grad_norm: expected a positive number or 'auto', got {max_grad_norm!r}")
 
-    if target_epsilon is not None:
+    if target_epsilon is not None:  # refuses an impossible target before any gradient is computed
         sigma = noise_multiplier_for(
             target_epsilon, delta, sample_rate=sample_rate, steps=planned_steps, prior=prior, accountant=accountant
         )
@@ -771,6 +769,11 @@ def make_private(
         sigma = float(noise_multiplier)
         if not sigma >= 0:
             raise InvalidInputError(f"noise_multiplier: expected a non-negative number, got {noise_multiplier!r}")
+    if max_grad_norm == "auto":
+        clip, spent_prior = calibration.private_clipping_norm(
+            module, dataset, per_example_loss, collate_fn=collate, quantile=clip_quantile, seed=seed
+        )
+        prior = spent_prior  # the same mechanism as computed above
     if sigma < 0.3:
         warnings.warn(
             f"noise multiplier {sigma:.3g} is small: the accountant's guarantee holds, but epsilon grows fast with "
