@@ -275,7 +275,7 @@ def test_private_clipping_norm_tracks_the_median_and_is_charged() -> None:
     clip, prior = private_clipping_norm(model, data, per_example_loss, collate_fn=collate, sample_size=200)
     assert len(prior) == 1 and prior[0][2] == 1
     median = float(norms.median())
-    assert median / 1.5 <= clip <= median * 1.5
+    assert median / 2.2 <= clip <= median * 2.2  # bins are a factor 10^(1/3) wide
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         private = make_private(

@@ -16,6 +16,7 @@ its own control, once per epsilon:
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import warnings
@@ -184,6 +185,7 @@ def audit_privacy(
                 max_grad_norm=record.max_grad_norm if record else None,
             )
         )
+        say(f"epsilon {eps:g}: done {json.dumps(asdict(rows[-1]), default=str)}")
     settings = {
         "members": members,
         "non_members": members,

@@ -36,8 +36,9 @@ __all__ = [
     "scaled_learning_rate",
 ]
 
-#: upper edges of the histogram bins of gradient norms: 10 per decade from 1e-4 to 1e4
-NORM_GRID = np.logspace(-4, 4, 81)
+#: upper edges of the histogram bins of gradient norms: 3 per decade from 1e-3 to 1e4 (few bins keep the
+#: noise of the cumulative counts low)
+NORM_GRID = np.logspace(-3, 4, 22)
 
 
 def per_example_gradient_norms(
@@ -88,9 +89,29 @@ def per_example_gradient_norms(
 CALIBRATION_NOISE, CALIBRATION_SAMPLE = 2.0, 1024
 
 
-def calibration_mechanism(n: int, *, sample_size: int = CALIBRATION_SAMPLE) -> list[Mechanism]:
-    """The privacy cost of :func:`private_clipping_norm` on ``n`` examples, as a history entry."""
-    return [(CALIBRATION_NOISE, float(min(1.0, sample_size / n)), 1)]
+def calibration_mechanism(
+    n: int, *, target_epsilon: float | None = None, delta: float = 1e-5, share: float = 0.05
+) -> list[Mechanism]:
+    """The privacy cost of :func:`private_clipping_norm` on ``n`` examples, as a history entry: a Poisson
+    sample of about :data:`CALIBRATION_SAMPLE` examples with noise multiplier 2, or, when that would spend
+    more than ``share`` of ``target_epsilon`` (PRV), a smaller sample (down to 128) and more noise (up to 6)."""
+    from homeloop.privacy.accounting import ACCOUNTANTS
+
+    full = min(1.0, CALIBRATION_SAMPLE / n)
+    if target_epsilon is None:
+        return [(CALIBRATION_NOISE, float(full), 1)]
+    prv = ACCOUNTANTS["prv"]
+    budget = share * target_epsilon
+    rates = [full]
+    while rates[-1] * n / 2 >= 128:
+        rates.append(rates[-1] / 2)
+    candidate = (CALIBRATION_NOISE, full, 1)
+    for noise in (CALIBRATION_NOISE, 3.0, 4.0, 6.0):
+        for rate in rates:
+            candidate = (float(noise), float(rate), 1)
+            if prv([candidate], delta) <= budget:
+                return [candidate]
+    return [candidate]
 
 
 def private_clipping_norm(
@@ -102,14 +123,18 @@ def private_clipping_norm(
     quantile: float = 0.5,
     sample_size: int = CALIBRATION_SAMPLE,
     noise_multiplier: float = CALIBRATION_NOISE,
+    mechanism: Sequence[Mechanism] | None = None,
     seed: int = 0,
 ) -> tuple[float, list[Mechanism]]:
     """``(clipping norm, [(noise_multiplier, sample_rate, 1)])``: the ``quantile`` of per-example gradient norms
-    from a Gaussian-noised histogram over a Poisson sample of about ``sample_size`` examples."""
+    from a Gaussian-noised histogram over a Poisson sample of about ``sample_size`` examples (or as
+    ``mechanism``, from :func:`calibration_mechanism`, says)."""
     if not 0 < quantile < 1:
         raise InvalidInputError(f"clip_quantile: expected a number in (0, 1), got {quantile!r}")
     n = len(dataset)
     sample_rate = min(1.0, sample_size / n)
+    if mechanism:
+        noise_multiplier, sample_rate, _ = mechanism[0]
     generator = torch.Generator()
     generator.manual_seed(seed + 7)
     chosen = torch.nonzero(torch.rand(n, generator=generator) < sample_rate).flatten().tolist()

@@ -755,7 +755,8 @@ def make_private(
             raise InvalidInputError(
                 "max_grad_norm='auto' needs per_example_loss(model, batch) -> Tensor[batch]; or pass max_grad_norm=1.0"
             )
-        prior = calibration.calibration_mechanism(n)  # known before looking at the data
+        # known before looking at the data: at most 5% of the target
+        prior = calibration.calibration_mechanism(n, target_epsilon=target_epsilon, delta=delta)
     elif isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0:
         clip = float(max_grad_norm)
     else:
@@ -771,7 +772,7 @@ def make_private(
             raise InvalidInputError(f"noise_multiplier: expected a non-negative number, got {noise_multiplier!r}")
     if max_grad_norm == "auto":
         clip, spent_prior = calibration.private_clipping_norm(
-            module, dataset, per_example_loss, collate_fn=collate, quantile=clip_quantile, seed=seed
+            module, dataset, per_example_loss, collate_fn=collate, quantile=clip_quantile, mechanism=prior, seed=seed
         )
         prior = spent_prior  # the same mechanism as computed above
     if sigma < 0.3:
