@@ -16,7 +16,20 @@ from homeloop.selflearn.defects import (
     train_defect_model_on_truth,
     truth_labels,
 )
+from homeloop.selflearn.defects_report import defects_report_section
 from homeloop.selflearn.markov import absorption_probabilities, chain_from_counts
+from homeloop.selflearn.rephrase import (
+    PairwiseRephraseDetector,
+    RephraseCandidate,
+    RephraseExample,
+    SpanRephraseDetector,
+    detect_rephrases,
+    load_rephrase_model,
+    rephrase_examples,
+    rephrase_metrics,
+    save_rephrase_model,
+    train_rephrase_detector_on_truth,
+)
 from homeloop.selflearn.replay import ReplayResult, compare_outcomes, replay_rewrites, rewrites_report_section
 from homeloop.selflearn.rewrites import (
     Rewrite,
@@ -36,12 +49,26 @@ from homeloop.selflearn.sessions import (
     sessionize,
     text_similarity,
 )
+from homeloop.selflearn.uss import evaluate_defects_on_uss, uss_signals
 
 __all__ = [
     "DEFECT_MODEL_NAME",
     "NEGATION_WORDS",
     "SIGNAL_FEATURES",
     "DefectModel",
+    "PairwiseRephraseDetector",
+    "RephraseCandidate",
+    "RephraseExample",
+    "SpanRephraseDetector",
+    "defects_report_section",
+    "detect_rephrases",
+    "evaluate_defects_on_uss",
+    "load_rephrase_model",
+    "rephrase_examples",
+    "rephrase_metrics",
+    "save_rephrase_model",
+    "train_rephrase_detector_on_truth",
+    "uss_signals",
     "ReplayResult",
     "Rewrite",
     "RewriteMiner",
