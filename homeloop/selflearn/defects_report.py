@@ -32,7 +32,8 @@ def defects_report_section(
     """A report section: defects found in ``dataset`` (the lake table ``defect_labels``, or, when it is not
     there yet, the newest saved defect model's or the rules' labels), how often each signal fired and, on
     simulated data, how precise each is; the model's held-out figures against the rules (``held_out``, as
-    :func:`~homeloop.selflearn.train_defect_model_on_truth` returns them); the most certain defects; and,
+    :func:`~homeloop.selflearn.train_defect_model_on_truth` returns them; default: those saved with the newest
+    defect model); the most certain defects; and,
     with ``report_dir``, a figure of the defect probability for failed and successful turns."""
     from homeloop.data.lake import Lake
     from homeloop.selflearn.defects import label_defects, latest_defect_model, signals_from_lake, truth_labels
@@ -67,6 +68,8 @@ def defects_report_section(
             f"Against the simulator's ground truth (kept apart, used only to measure): true defect rate "
             f"{y.mean():.1%}; the labels' precision {tp / max(1, flags.sum()):.1%}, recall {tp / max(1, y.sum()):.1%}."
         )
+    if held_out is None:
+        held_out = _latest_held_out(workspace.models)
     if held_out:
         rows = [
             [name, m.get("auc"), m["precision"], m["recall"], m["f1"]]
@@ -114,6 +117,22 @@ def defects_report_section(
         _probability_figure(p, y, Path(report_dir) / name)
         section.figures.append((name, "Defect probability of turns that failed and that succeeded (ground truth)"))
     return section
+
+
+def _latest_held_out(models_dir) -> dict[str, Any] | None:
+    """The held-out figures saved with the newest defect model, if any."""
+    import json
+
+    from homeloop.errors import MissingInputError
+    from homeloop.nlu.artifacts import latest_model_path
+    from homeloop.selflearn.defects import DEFECT_MODEL_NAME
+
+    try:
+        meta = json.loads((latest_model_path(models_dir, name=DEFECT_MODEL_NAME) / "metadata.json").read_text())
+    except (MissingInputError, OSError, ValueError):
+        return None
+    metrics = meta.get("metrics") or {}
+    return metrics if {"model", "rules", "test_turns", "test_homes"} <= set(metrics) else None
 
 
 def _probability_figure(p: np.ndarray, y: np.ndarray, path: Path) -> None:
