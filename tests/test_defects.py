@@ -167,3 +167,18 @@ def test_cli_learn_defects(world, workspace, monkeypatch):
     assert json.loads(result.stdout)["labeller"] == "rules"
     result = runner.invoke(app, ["learn", "defects", "--dataset", "empty", "--json"])
     assert result.exit_code != 0
+
+
+def test_report_section(sim_lake, trained, tmp_path):
+    from types import SimpleNamespace
+
+    from homeloop.selflearn import defects_report_section
+
+    _, model, figures = trained
+    label_defects(sim_lake, "sim", model=model)
+    ws = SimpleNamespace(lake=sim_lake.root, models=tmp_path / "models")
+    section = defects_report_section(ws, held_out=figures, report_dir=tmp_path / "report")
+    assert "defect_labels" in section.paragraphs[0] and "ground truth" in section.paragraphs[1]
+    captions = [t[0] for t in section.tables]
+    assert captions[0].startswith("Held-out homes") and len(section.tables) == 3
+    assert section.figures and (tmp_path / "report" / section.figures[0][0]).is_file()
