@@ -371,7 +371,19 @@ class DeviceStateModel:
             "has_events": table["has_events"].to_numpy(bool),
         }
 
-    def _batches(self, history, agg, dev, queries_features, hod, how, lod, inputs, text_dropout: float = 0.0):
+    def _batches(
+        self,
+        history,
+        agg,
+        dev,
+        queries_features,
+        hod,
+        how,
+        lod,
+        inputs,
+        text_dropout: float = 0.0,
+        targets: np.ndarray | None = None,
+    ):
         rng = np.random.default_rng(self.seed + 2)
 
         def collate(idx: list[int]) -> dict[str, torch.Tensor]:
@@ -389,7 +401,7 @@ class DeviceStateModel:
                 "query": torch.from_numpy(queries_features[i]),
                 "hod": torch.from_numpy(hod[i].astype(np.int64)),
                 "how": torch.from_numpy(how[i].astype(np.int64)),
-                "target": torch.from_numpy(self._targets[i]) if self._targets is not None else torch.zeros(len(i)),
+                "target": torch.from_numpy(targets[i]) if targets is not None else torch.zeros(len(i)),
             }
 
         return collate
@@ -494,7 +506,6 @@ class DeviceStateModel:
 
         queries = self.sample_queries(history, fit_days, per_device=self.samples_per_device, seed=self.seed)
         qf, hod, how, target, lod = prepared(queries, self.seed + 1)
-        self._targets = target
         validation = None
         if any(fit_days[k] < days.get(k, 0) for k in fit_days):
             vq = self.sample_queries(
@@ -516,7 +527,7 @@ class DeviceStateModel:
         )
         loader = make_loader(
             _Samples(len(queries)), batch_size=self.batch_size, seed=self.seed,
-            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, self.text_dropout),
+            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, self.text_dropout, target),
         )  # fmt: skip
         self.base_rate_ = max(float(target.mean()), 1e-4)
 
@@ -531,7 +542,6 @@ class DeviceStateModel:
         keeper.restore()
         self.validation_losses_ = keeper.losses
         self.best_epoch_ = keeper.best_epoch
-        self._targets = None
         return self
 
     def _check(self) -> None:
@@ -555,7 +565,6 @@ class DeviceStateModel:
             raise InvalidInputError("history: its text vectors do not match the fitted model's text encoder")
         agg = UsageAggregates.of(history, self.train_days_)
         qf, hod, how, _ = self._features(history, queries, inputs, hide_recency)
-        self._targets = None
         collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs)
         out = []
         self.network_.eval()

@@ -139,7 +139,8 @@ class HomeSlots:
     """One home's devices on the slot grid.
 
     ``devices`` has one row per device (``device_id``, ``name``, ``type``, ``room``,
-    ``groups``) in the order of the rows of ``on`` and ``starts``.
+    ``groups``; from the lake also ``automated_share``, the share of its switch-ons that an
+    automation made) in the order of the rows of ``on`` and ``starts``.
     """
 
     home_id: str
@@ -179,6 +180,7 @@ class DeviceHistory:
 
     def __post_init__(self) -> None:
         self._index = {h.home_id: i for i, h in enumerate(self.homes)}
+        self._table: pd.DataFrame | None = None
 
     def home(self, home_id: str) -> HomeSlots:
         try:
@@ -193,7 +195,12 @@ class DeviceHistory:
         return sum(len(h.devices) for h in self.homes)
 
     def device_table(self) -> pd.DataFrame:
-        """Every device of every home, with ``home_id``, its row in its home and ``has_events``."""
+        """Every device of every home, with ``home_id``, its row in its home and ``has_events`` (a copy)."""
+        if self._table is None:
+            self._table = self._device_table()
+        return self._table.copy()
+
+    def _device_table(self) -> pd.DataFrame:
         frames = []
         for h in self.homes:
             df = h.devices.copy()
@@ -211,23 +218,31 @@ class DeviceHistory:
 
 
 def _normalise_devices(devices: pd.DataFrame, skipped: Counter) -> pd.DataFrame:
-    df = devices.reset_index(drop=True).copy()
-    for col, default in (("name", ""), ("type", "other"), ("room", None), ("groups", None)):
-        if col not in df.columns:
-            df[col] = default
-    unknown = ~df["type"].isin(_TYPE_INDEX)
-    skipped["unknown_type"] += int(unknown.sum())
-    df.loc[unknown, "type"] = "other"
-    df["name"] = df["name"].fillna("").astype(str)
-    df["groups"] = [list(g) if g is not None and not isinstance(g, float) else [] for g in df["groups"]]
-    df["room"] = [r if isinstance(r, str) and r.strip() else None for r in df["room"]]
-    return df[["device_id", "name", "type", "room", "groups"]]
+    n = len(devices)
+
+    def column(name: str, default: Any) -> list[Any]:
+        return list(devices[name]) if name in devices.columns else [default] * n
+
+    types = column("type", "other")
+    unknown = [t not in _TYPE_INDEX for t in types]
+    skipped["unknown_type"] += sum(unknown)
+    return pd.DataFrame(
+        {
+            "device_id": list(devices["device_id"]),
+            "name": ["" if not isinstance(v, str) else v for v in column("name", "")],
+            "type": ["other" if u else t for t, u in zip(types, unknown, strict=True)],
+            "room": [r if isinstance(r, str) and r.strip() else None for r in column("room", None)],
+            "groups": [list(g) if g is not None and not isinstance(g, float) else [] for g in column("groups", None)],
+        }
+    )
 
 
 def _local_us(us: np.ndarray, zone: zoneinfo.ZoneInfo, origin: dt.datetime) -> np.ndarray:
     """Microseconds of local wall-clock time since the local naive datetime ``origin``."""
     if us.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if zone.key == "UTC":
+        return np.asarray(us, dtype=np.int64) - np.datetime64(origin, "us").astype(np.int64)
     local = pd.to_datetime(us, unit="us", utc=True).tz_convert(zone).tz_localize(None).as_unit("us")
     return (local.asi8 - np.datetime64(origin, "us").astype(np.int64)).astype(np.int64)
 
@@ -274,13 +289,20 @@ def _home_slots(
     on = np.zeros((len(devices), n), dtype=np.uint8)
     starts = np.zeros((len(devices), n), dtype=np.uint8)
     has = np.zeros(len(devices), dtype=bool)
+    slot_us = slot_minutes * _US_PER_MINUTE
+    ids = [d for d in devices["device_id"] if d in cleaned]
+    if ids:  # one time-zone conversion for the whole home
+        lengths = [cleaned[d][0].size for d in ids]
+        local_s = _local_us(np.concatenate([cleaned[d][0] for d in ids]), zone, origin)
+        local_e = _local_us(np.concatenate([cleaned[d][1] for d in ids]), zone, origin)
+        cuts = np.cumsum(lengths)[:-1]
+        local = dict(zip(ids, zip(np.split(local_s, cuts), np.split(local_e, cuts), strict=True), strict=True))
     for row, device_id in enumerate(devices["device_id"]):
         if device_id not in cleaned:
             continue
-        s, e = cleaned[device_id]
-        slot_us = slot_minutes * _US_PER_MINUTE
-        a = np.clip(_local_us(s, zone, origin) // slot_us, 0, n - 1)
-        b = np.clip((_local_us(e, zone, origin) - 1) // slot_us, 0, n - 1)  # an end on a boundary ends the slot before
+        ls, le = local[device_id]
+        a = np.clip(ls // slot_us, 0, n - 1)
+        b = np.clip((le - 1) // slot_us, 0, n - 1)  # an end on a boundary ends the slot before
         b = np.maximum(a, b)  # a daylight-saving fold can put an end before its start in local time
         delta = np.zeros(n + 1, dtype=np.int32)
         np.add.at(delta, a, 1)
@@ -360,7 +382,8 @@ def load_history(
     )
     devices = con.execute(f"SELECT device_id, home_id, name, type, room, groups FROM devices {where}", params).df()
     events = con.execute(
-        f"SELECT device_id, home_id, epoch_us(time) AS t, state FROM device_events {where} ORDER BY device_id, time",
+        f"SELECT device_id, home_id, epoch_us(time) AS t, state, source FROM device_events {where} "
+        "ORDER BY device_id, time",
         params,
     ).df()
     if events.empty:
@@ -374,11 +397,16 @@ def load_history(
     ivs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     span: dict[str, tuple[int, int]] = {}
     home_of = events["home_id"].to_numpy()
+    sources = events["source"].to_numpy(dtype=object)
+    automated: dict[str, float] = {}
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         st = [s if isinstance(s, str) else None for s in states[a:b]]
         if all(s is None for s in st):
             skipped["numeric_only"] += 1
             continue
+        on = [i for i, s in enumerate(st) if s is not None and s.lower() in ON_STATES]
+        if on:
+            automated[dev_ids[a]] = sum(sources[a + i] == "automation" for i in on) / len(on)
         ivs[dev_ids[a]] = intervals_from_events(times[a:b], st)
         hid = home_of[a]
         lo, hi = span.get(hid, (times[a], times[b - 1]))
@@ -387,6 +415,7 @@ def load_history(
     for hid, devs in devices.groupby("home_id", sort=True):
         hs = _home_slots(str(hid), zones.get(hid), devs, ivs, slot_minutes, skipped, span.get(hid))
         if hs is not None:
+            hs.devices["automated_share"] = [automated.get(d, 0.0) for d in hs.devices["device_id"]]
             out.append(hs)
     if not out:
         raise NoDataError(f"dataset {dataset!r}: no device has an on/off state")

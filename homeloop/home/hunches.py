@@ -106,8 +106,14 @@ def hunch_candidates(
     slots: Mapping[str, tuple[int, int]],
     types: Sequence[str] = ACTIONABLE_TYPES,
     home_embeddings: np.ndarray | None = None,
+    max_automated_share: float = 0.5,
 ) -> HunchCandidates:
-    """Every slot in ``slots[home_id] = (first, end)`` where an actionable device with events is on."""
+    """Every slot in ``slots[home_id] = (first, end)`` where an actionable device with events is on.
+
+    Devices that automations switch on most of the time (``automated_share`` above
+    ``max_automated_share``, as a lamp plug that follows a lamp) are left out: a hunch about
+    them would fight the automation, not help a resident.
+    """
     table = history.device_table()
     presence = home_state.predict_proba(history, home_embeddings=home_embeddings)
     devs, sl, runs, ctx = [], [], [], []
@@ -118,6 +124,8 @@ def hunch_candidates(
         lo, hi = slots.get(h.home_id, (0, 0))
         lo = max(lo, 1)
         ok = h.has_events & np.isin(table["type"].to_numpy()[at : at + k], list(types))
+        if "automated_share" in h.devices.columns:
+            ok &= h.devices["automated_share"].to_numpy(float) <= max_automated_share
         if hi > lo and ok.any():
             on = h.on[:, lo:hi].astype(bool) & ok[:, None]
             rows, cols = np.nonzero(on)
@@ -449,6 +457,11 @@ def evaluate_hunches(
             action_precision_recall(cands["test"], y, s, np.array([threshold])), threshold
         )
         out[name]["_curve"] = curve
+        enough = curve[curve["actions"] >= 5]
+        out[name]["best_action_precision"] = float(enough["precision"].max()) if len(enough) else float("nan")
+        reach = enough[enough["precision"] >= target_precision]
+        # for reference only: the recall a threshold chosen on the test days themselves would give
+        out[name]["test_chosen_recall_at_target_precision"] = float(reach["recall"].max()) if len(reach) else 0.0
     out["transfer_gain_average_precision"] = (
         out["transfer"]["slot_average_precision"] - out["scratch"]["slot_average_precision"]
     )

@@ -73,7 +73,7 @@ class InactivityHomeState:
         for h in history.homes:
             idx = np.arange(h.n_slots)
             switches = h.starts[h.has_events].sum(axis=0)
-            last = np.maximum.accumulate(np.where(switches > 0, idx, -10**6))
+            last = np.maximum.accumulate(np.where(switches > 0, idx, -(10**6)))
             quiet = (idx - last) * h.slot_minutes
             inactive = np.clip((quiet - self.quiet_minutes) / (2 * self.quiet_minutes), 0, 1)
             hour = (idx % h.slots_per_day) * h.slot_minutes / 60

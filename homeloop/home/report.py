@@ -75,7 +75,9 @@ def home_experiments(
             rooms_d = evaluate_rooms(fine, embeddings=emb[d_rows])
             out["houseD_rooms"] = {k: v for k, v in rooms_d.items() if k != "guesses"}
             out["_houseD_guesses"] = rooms_d["guesses"]
-            log(f"house D rooms: {rooms_d['accuracy']:.3f} (always the most common room {rooms_d['most_common_room_accuracy']:.3f})")
+            log(
+                f"house D rooms: {rooms_d['accuracy']:.3f} (always the most common room {rooms_d['most_common_room_accuracy']:.3f})"
+            )
         timings["houses"] = time.perf_counter() - t
     # ---------------------------------------------------------------- simulated homes
     if lake.has(dataset, "device_events"):
@@ -104,7 +106,9 @@ def home_experiments(
             keep = np.array([d in arch for d in ids])
             truth = [arch[d] for d in ids[keep]]
             raw = usage_features(UsageAggregates.of(sim, days), np.flatnonzero(active))
-            raw_found = find_archetypes((raw - raw.mean(0)) / (raw.std(0) + 1e-6), names, k=len(found.titles), seed=seed)
+            raw_found = find_archetypes(
+                (raw - raw.mean(0)) / (raw.std(0) + 1e-6), names, k=len(found.titles), seed=seed
+            )
             out["archetypes"] = {
                 "k": len(found.titles),
                 "embeddings": archetype_scores(found.labels[keep], truth),
@@ -325,8 +329,12 @@ def home_report_section(
         section.tables.append(("Device-state prediction on held-out days (ROC-AUC; Brier of the model)",
                                ["data", "model", "hour-of-week prior", "last state persists", "hour logistic",
                                 "model Brier", "gain over best baseline"], rows))  # fmt: skip
-        section.figures.append((_state_prediction_figure(results, figures_dir / "home_state_prediction.png").name,
-                                "ROC-AUC of the device-state model and the three baselines on held-out days"))
+        section.figures.append(
+            (
+                _state_prediction_figure(results, figures_dir / "home_state_prediction.png").name,
+                "ROC-AUC of the device-state model and the three baselines on held-out days",
+            )
+        )
     if "_archetypes" in results:
         found = results["_archetypes"]
         plot_device_map(results["_embeddings"], found, results["_on_hours"], figures_dir / "home_device_map.png")
@@ -353,10 +361,16 @@ def home_report_section(
                                 for k, v in hs.items() if isinstance(v, dict) and "accuracy" in v]))  # fmt: skip
     if "_hunches" in results:
         h = results["hunches"]
-        section.figures.append((_pr_figure(results, figures_dir / "home_hunch_pr.png").name,
-                                "Automatic actions: precision and recall against forgotten devices (held-out days)"))
+        section.figures.append(
+            (
+                _pr_figure(results, figures_dir / "home_hunch_pr.png").name,
+                "Automatic actions: precision and recall against forgotten devices (held-out days)",
+            )
+        )
         path, home_id = _timeline_figure(results, figures_dir / "home_timeline.png")
-        section.figures.append((path.name, f"Two held-out days of {home_id} with automatic actions and forgotten devices"))
+        section.figures.append(
+            (path.name, f"Two held-out days of {home_id} with automatic actions and forgotten devices")
+        )
         section.tables.append(("Hunch acceptance on held-out days", ["scorer", "slot AUC", "average precision",
                                "threshold", "action precision", "action recall"],
                                [[n, h[n]["slot_auc"], h[n]["slot_average_precision"],
