@@ -107,7 +107,7 @@ def rephrases_command(
         "scored against the pairwise baseline). Default: --dataset itself when it is simulated.",
     ),
     model_path: Path = typer.Option(None, "--model", help="Use this saved rephrase model instead of training one."),
-    examples: int = typer.Option(2000, "--examples", min=10, help="Training examples at most (CPU time)."),
+    examples: int = typer.Option(1200, "--examples", min=10, help="Training examples at most (CPU time)."),
     epochs: int = typer.Option(1, "--epochs", min=1, help="Fine-tuning epochs."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the pairwise baseline."),
     output: Path = typer.Option(None, "--output", help="Write the detected pairs here (.parquet, .csv or .json)."),

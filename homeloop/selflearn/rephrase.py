@@ -685,7 +685,7 @@ def train_rephrase_detector_on_truth(
     lake,
     dataset: str,
     *,
-    max_examples: int = 2000,
+    max_examples: int = 1200,
     epochs: int = 1,
     test_fraction: float = 0.3,
     seed: int = 0,
