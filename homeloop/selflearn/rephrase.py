@@ -459,7 +459,7 @@ class SpanRephraseDetector:
         callbacks: Sequence[Any] = (),
     ):
         """Fine-tune MiniLM with a span head on ``examples`` (target: a candidate index, or None)."""
-        from homeloop.training import fit, make_loader, seed_everything
+        from homeloop.training import default_optimizer, fit, make_loader, seed_everything
 
         _check_targets(examples, targets)
         seed_everything(self.seed)
@@ -467,10 +467,6 @@ class SpanRephraseDetector:
         self.network_ = _span_network_class()(transformer)
         items = [self._encode_one(ex, t) for ex, t in zip(examples, targets, strict=True)]
         loader = make_loader(items, batch_size=self.batch_size, shuffle=True, seed=self.seed, collate_fn=self._collate)
-        import torch
-
-        from homeloop.training import default_optimizer
-
         optimizer = default_optimizer(
             [
                 {"params": list(self.network_.transformer.parameters()), "lr": self.lr},
@@ -493,7 +489,6 @@ class SpanRephraseDetector:
         self.training_seconds_ = time.perf_counter() - started
         self.epoch_losses_ = list(history.epoch_losses)
         self.training_examples_ = len(items)
-        del torch
         return self
 
     def _check_fitted(self) -> None:
