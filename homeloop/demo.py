@@ -25,7 +25,7 @@ from homeloop.nlu.artifacts import latest_model_path, load_model, save_model
 from homeloop.report import Section, new_report_dir, write_report
 from homeloop.report import figures as figs
 from homeloop.workspace import Workspace
-from homeloop.world import SimulationResult, WorldConfig, simulate
+from homeloop.world import SimulationResult, WorldConfig, simulate_to_lake
 
 __all__ = ["DEMO_CONFIG", "assistant_nlu", "run_demo", "simulate_into", "train_assistant_nlu"]
 
@@ -93,12 +93,15 @@ def assistant_nlu(
 def simulate_into(
     ws: Workspace, config: WorldConfig, nlu, *, dataset: str = "sim", progress: Progress | None = None
 ) -> SimulationResult:
-    """Simulate ``config`` and write it into the lake as ``dataset`` (replacing an older run of that name)."""
-    result = simulate(config, nlu=nlu, progress=progress)
+    """Simulate ``config`` into the lake as ``dataset`` (replacing an older run of that name), then read it back.
+
+    The world streams into the lake chunk by chunk (:func:`homeloop.world.simulate_to_lake`); the result
+    holds the tables as Arrow, read back from the lake.
+    """
     lake = Lake(ws.lake)
-    lake.drop(dataset)
-    result.write(lake, dataset)
-    return result
+    figures = simulate_to_lake(config, lake, dataset, nlu=nlu, progress=progress)
+    tables = {name: lake.read(dataset, name) for name in lake.tables(dataset)}
+    return SimulationResult(config, tables, figures)
 
 
 def _defect_figures(truth: pd.DataFrame) -> dict[str, Any]:

@@ -137,3 +137,17 @@ def test_slots_accept_object_or_list_and_keep_repeats():
         validate_record(tbl, {**base, "asr_confidence": "high"})
     with pytest.raises(SchemaError, match="finite"):
         validate_record(tbl, {**base, "asr_confidence": float("nan")})
+
+
+def test_staging_replaces_a_dataset_only_when_complete(lake):
+    lake.write("sim", "homes", [{"home_id": "old"}])
+    with pytest.raises(RuntimeError), lake.staging("sim") as hidden:
+        lake.write(hidden, "homes", [{"home_id": "new"}])
+        assert "sim" in lake.datasets() and hidden not in lake.datasets()
+        raise RuntimeError("crash")
+    assert lake.read("sim", "homes")["home_id"].to_pylist() == ["old"]
+    assert sorted(p.name for p in lake.root.iterdir()) == ["sim"]
+    with lake.staging("sim") as hidden:
+        lake.write(hidden, "homes", [{"home_id": "new"}])
+    assert lake.read("sim", "homes")["home_id"].to_pylist() == ["new"]
+    assert sorted(p.name for p in lake.root.iterdir()) == ["sim"]

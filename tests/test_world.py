@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pyarrow.compute as pc
 import pytest
 
 from homeloop.errors import InvalidInputError
-from homeloop.world import WorldConfig, simulate
+from homeloop.world import WorldConfig, simulate, simulate_to_lake
 from homeloop.world.assistant import ON_INTENTS
 from homeloop.world.catalog import SYSTEMATIC_CONFUSIONS
+from homeloop.world.language import phrasebook
 
 CONFIG = WorldConfig(homes=20, days=6, seed=7)
 
@@ -141,3 +143,65 @@ def test_bad_config_is_refused():
         WorldConfig(homes=0)
     with pytest.raises(InvalidInputError, match="forget_probability"):
         WorldConfig(forget_probability=1.5)
+
+
+def _sorted(table):
+    from homeloop.data.schema import table as schema_table
+
+    name = next(
+        n
+        for n in ("turns", "truth_turns", "device_events", "devices", "homes", "truth_devices")
+        if set(schema_table(n).field_names) == set(table.column_names)
+    )
+    return table.sort_by([(k, "ascending") for k in schema_table(name).key])
+
+
+def test_streaming_in_chunks_gives_the_same_world(world, fast_nlu, lake):
+    figures = simulate_to_lake(CONFIG, lake, "sim", nlu=fast_nlu, chunk_homes=7)
+    assert figures["turns"] == world.tables["turns"].num_rows
+    for name in ("homes", "devices", "device_events", "truth_turns", "truth_devices"):
+        assert _sorted(lake.read("sim", name)).equals(_sorted(world.tables[name])), name
+    # the NLU's float arithmetic depends on which texts share a batch, in the 7th digit
+    streamed, whole = _sorted(lake.read("sim", "turns")), _sorted(world.tables["turns"])
+    assert streamed.drop_columns(["nlu_confidence"]).equals(whole.drop_columns(["nlu_confidence"]))
+    assert np.allclose(streamed["nlu_confidence"].to_numpy(), whole["nlu_confidence"].to_numpy(), atol=1e-5, equal_nan=True)
+    assert lake.datasets() == ["sim"]
+
+
+def test_a_crash_while_streaming_leaves_the_older_dataset(world, fast_nlu, lake):
+    world.write(lake, "sim")
+
+    def crash(stage, done, total):
+        if stage == "homes" and done >= 14:  # the first chunk is already written by now
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        simulate_to_lake(dataclasses.replace(CONFIG, seed=9), lake, "sim", nlu=fast_nlu, chunk_homes=7, progress=crash)
+    assert _sorted(lake.read("sim", "turns")).equals(_sorted(world.tables["turns"]))
+    assert sorted(p.name for p in lake.root.iterdir()) == ["sim"]
+
+
+def test_device_events_always_change_state(world):
+    events = world.tables["device_events"].to_pandas().sort_values(["device_id", "time"], kind="stable")
+    repeats = events.groupby("device_id")["state"].agg(lambda s: int((s.values[1:] == s.values[:-1]).sum()))
+    assert repeats.sum() == 0
+    # nothing stays on for a whole day: a wrong action is undone to the state before it, not flipped
+    events["next_time"] = events.groupby("device_id")["time"].shift(-1)
+    on = events[events.state.isin(["on", "unlocked"]) & events.next_time.notna()]
+    assert (on.next_time - on.time).max().total_seconds() < 24 * 3600
+
+
+def test_context_decides_the_oven_question(fast_nlu):
+    config = WorldConfig(homes=16, days=5, seed=3, oven_question_probability=1.0)
+    result = simulate(config, nlu=fast_nlu)
+    plain = _joined(result)
+    devices = result.tables["truth_devices"].to_pandas()
+    ovens = set(devices[devices.archetype == "oven"].device_id)
+    asked = plain[plain.kind.eq("request") & plain.true_text.isin(phrasebook().temperature_questions)]
+    oven_on = asked.device_states.apply(lambda st: any(e["entity_id"] in ovens and e["state"] == "on" for e in st))
+    read_right = asked[oven_on & (asked.intent == "weather_query")]
+    assert len(read_right) >= 3
+    # the weather is the wrong answer with the oven on: a result error
+    assert (~read_right.success).all() and (read_right.failure_point == "result").all()
+    aware = _joined(simulate(dataclasses.replace(config, assistant_uses_device_context=True), nlu=fast_nlu))
+    assert aware.set_index("turn_id").loc[read_right.turn_id, "success"].all()

@@ -22,14 +22,15 @@ def register(app: typer.Typer) -> None:
         The assistant's NLU is the newest model in the workspace (trained with the fast encoder first if
         there is none).
         """
-        from homeloop.demo import assistant_nlu, simulate_into
-        from homeloop.world import WorldConfig
+        from homeloop.data.lake import Lake
+        from homeloop.demo import assistant_nlu
+        from homeloop.world import WorldConfig, simulate_to_lake
 
         ws = _common.workspace(ctx)
         config = WorldConfig(homes=homes, days=days, seed=seed)
         model, path, _ = assistant_nlu(ws)
         with _common.progress(quiet=as_json) as bar:
             step = _common.stage_progress(bar)
-            result = simulate_into(ws, config, model, dataset=dataset, progress=step)
-        figures = {**result.figures, "dataset": dataset, "lake": str(ws.lake / dataset), "nlu_model": str(path)}
+            sim = simulate_to_lake(config, Lake(ws.lake), dataset, nlu=model, progress=step)
+        figures = {**sim, "dataset": dataset, "lake": str(ws.lake / dataset), "nlu_model": str(path)}
         _common.emit(figures, as_json=as_json, title="simulation")

@@ -45,6 +45,8 @@ from homeloop.errors import InvalidInputError, SchemaError
 __all__ = ["IngestResult", "Lake"]
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# a dataset being written by Lake.staging: hidden from datasets(), renamed into place when complete
+_STAGING_NAME = re.compile(r"^\.staging-[0-9a-f]{12}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _KEY_SEP = "\x1f"
 
 
@@ -85,7 +87,7 @@ class Lake:
     # ------------------------------------------------------------------ paths
 
     def path(self, dataset: str, table_name: str | None = None) -> Path:
-        if not _DATASET_NAME.match(dataset or ""):
+        if not (_DATASET_NAME.match(dataset or "") or _STAGING_NAME.match(dataset or "")):
             raise InvalidInputError(
                 f"dataset name {dataset!r}: expected letters, digits, '_', '-' or '.', starting with a letter or digit"
             )
@@ -114,6 +116,31 @@ class Lake:
             tmp = p.with_name(f".drop-{p.name}-{uuid.uuid4().hex[:8]}")
             p.rename(tmp)  # atomic: readers never see a half-deleted dataset
             shutil.rmtree(tmp)
+
+    @contextlib.contextmanager
+    def staging(self, dataset: str) -> Iterator[str]:
+        """Write a whole dataset out of sight, then let it replace ``dataset`` in one step.
+
+        Yields the name of a hidden dataset to write into. When the block ends
+        normally the hidden dataset takes ``dataset``'s place (an older one of that
+        name is dropped); when it raises, the hidden dataset is deleted and
+        ``dataset`` is left as it was.
+        """
+        target = self.path(dataset)
+        name = f".staging-{uuid.uuid4().hex[:12]}-{dataset}"
+        tmp = self.root / name
+        try:
+            yield name
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tmp.mkdir(parents=True, exist_ok=True)
+        old = target.with_name(f".drop-{target.name}-{uuid.uuid4().hex[:8]}")
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        _fsync_dir(self.root)
+        shutil.rmtree(old, ignore_errors=True)
 
     # ------------------------------------------------------------------ writing
 

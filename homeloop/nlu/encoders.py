@@ -253,8 +253,14 @@ class FastTextEncoder(Encoder):
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(word_ids.shape, device=word_ids.device) < self.word_dropout) & (word_ids > self.UNK)
             word_ids = word_ids.masked_fill(drop, self.UNK)
-        gram_mask = (ngram_ids > 0).unsqueeze(-1).to(self.ngram_embedding.weight.dtype)
-        grams = (self.ngram_embedding(ngram_ids) * gram_mask).sum(2) / gram_mask.sum(2).clamp(min=1.0)
+        if torch.is_grad_enabled():
+            gram_mask = (ngram_ids > 0).unsqueeze(-1).to(self.ngram_embedding.weight.dtype)
+            grams = (self.ngram_embedding(ngram_ids) * gram_mask).sum(2) / gram_mask.sum(2).clamp(min=1.0)
+        else:  # inference: the same mean, without materialising every n-gram's vector
+            b, w, g = ngram_ids.shape
+            grams = F.embedding_bag(
+                ngram_ids.reshape(b * w, g), self.ngram_embedding.weight, mode="mean", padding_idx=0
+            ).reshape(b, w, -1)
         x = self.word_embedding(word_ids) + grams
         max_words = word_ids.shape[1]
         mask = torch.arange(max_words, device=word_ids.device).unsqueeze(0) < lengths.unsqueeze(1)

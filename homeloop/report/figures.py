@@ -19,7 +19,7 @@ _STAGES = ["wake_word", "asr", "nlu", "entity_resolution", "result"]
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -64,21 +64,26 @@ def device_timelines(
     for row, (_, d) in enumerate(devs.iterrows()):
         dev_ev = ev[ev["device_id"] == d["device_id"]]
         on_since, source = None, "unknown"
-        for _, e in dev_ev.iterrows():
-            is_on = e["state"] in ("on", "unlocked")
+        spans = []
+        for t, state, src in zip(dev_ev["time"], dev_ev["state"], dev_ev["source"], strict=True):
+            is_on = state in ("on", "unlocked")
             if is_on and on_since is None:
-                on_since, source = e["time"], e["source"]
+                on_since, source = t, src
             elif not is_on and on_since is not None:
-                lo, hi = max(on_since, start), min(e["time"], end)
-                if hi > lo:
-                    ax.barh(
-                        row,
-                        mdates.date2num(hi) - mdates.date2num(lo),
-                        left=mdates.date2num(lo),
-                        height=0.6,
-                        color=colors.get(source, "#7f7f7f"),
-                    )
+                spans.append((on_since, t, source))
                 on_since = None
+        if on_since is not None:  # still on when the events end
+            spans.append((on_since, end, source))
+        for lo, hi, src in spans:
+            lo, hi = max(lo, start), min(hi, end)
+            if hi > lo:
+                ax.barh(
+                    row,
+                    mdates.date2num(hi) - mdates.date2num(lo),
+                    left=mdates.date2num(lo),
+                    height=0.6,
+                    color=colors.get(src, "#7f7f7f"),
+                )
     pres = presence[presence["home_id"] == home_id]
     if len(pres):
         n_res = pres["resident_id"].nunique()
@@ -103,12 +108,12 @@ def device_timelines(
         handles,
         [*colors, "all asleep", "all away"],
         fontsize=7,
-        loc="upper left",
+        loc="upper center",
         ncols=6,
-        bbox_to_anchor=(0, 1.12),
+        bbox_to_anchor=(0.5, -0.12),
         frameon=False,
     )
-    ax.set_title(f"Home {home_id}: device on-times (UTC) by source", pad=22)
+    ax.set_title(f"Home {home_id}: device on-times (UTC) by source")
     return _save(fig, path)
 
 

@@ -6,6 +6,6 @@
 """
 
 from homeloop.world.config import WorldConfig
-from homeloop.world.simulate import Rewriter, SimulationResult, simulate
+from homeloop.world.simulate import Rewriter, SimulationResult, simulate, simulate_to_lake
 
-__all__ = ["Rewriter", "SimulationResult", "WorldConfig", "simulate"]
+__all__ = ["Rewriter", "SimulationResult", "WorldConfig", "simulate", "simulate_to_lake"]

@@ -10,6 +10,7 @@ recovered from (a misheard word the NLU read correctly anyway) is not a failure.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,7 +83,7 @@ _PLURAL = re.compile(r"(?<=[a-z])s$")
 _GENERIC = frozenset({"light", "lamp", "plug", "switch", "1", "2", "3", "4", "5", "6", "7", "8"})
 
 
-def _weight(words: set[str]) -> float:
+def _weight(words: frozenset[str]) -> float:
     return sum(0.4 if w in _GENERIC else 1.0 for w in words)
 
 
@@ -94,8 +95,9 @@ def _norm(word: str) -> str:
     return _PLURAL.sub("", word) if len(word) > 3 else word
 
 
-def _words(text: str) -> set[str]:
-    return {_norm(w) for w in text.lower().split()}
+@functools.lru_cache(maxsize=1 << 16)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_norm(w) for w in text.lower().split())
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Request:
     target: SimDevice | None = None
     action: str | None = None  # "on"/"off"
     wants_video: bool = False  # a media request on a screen device that means the video
+    about_oven: bool = False  # "what's the temperature" while the oven is on: the oven's, not the weather
     ambiguous_item: bool = False  # several items share the requested name; the default pick is wrong
 
 
@@ -129,6 +132,22 @@ def _state_word(device: SimDevice, action: str) -> str:
     return action
 
 
+_VOCABULARIES: dict[int, tuple[SimHome, frozenset[str]]] = {}
+
+
+def _vocabulary(home: SimHome) -> frozenset[str]:
+    """Words that name a device or a room of ``home`` (cached by identity: hashing a home is costly)."""
+    cached = _VOCABULARIES.get(id(home))
+    if cached is None or cached[0] is not home:
+        if len(_VOCABULARIES) > 50_000:
+            _VOCABULARIES.clear()
+        cached = _VOCABULARIES[id(home)] = (
+            home,
+            frozenset().union(*(_words(d.name) | _words(d.room) for d in home.devices)),
+        )
+    return cached[1]
+
+
 def resolve_device(home: SimHome, mention: str, intent: str) -> SimDevice | None:
     """Entity resolution: the home's device whose name best matches the mention.
 
@@ -139,10 +158,7 @@ def resolve_device(home: SimHome, mention: str, intent: str) -> SimDevice | None
     (``iot_coffee``) picks the home's only device of that type.
     """
     mwords = _words(mention)
-    vocabulary: set[str] = set()
-    for d in home.devices:
-        vocabulary |= _words(d.name) | _words(d.room)
-    m = mwords & vocabulary
+    m = mwords & _vocabulary(home)
     best, best_score = None, 0.0
     for d in home.devices:
         n = _words(d.name)
@@ -178,6 +194,7 @@ def respond(
     er_oracle: bool = False,
     result_oracle: bool = False,
     uses_screen_context: bool = False,
+    uses_device_context: bool = False,
 ) -> Outcome:
     """Run NLU's interpretation through entity resolution and the result stage."""
     if request.kind == "false_wake":
@@ -221,6 +238,8 @@ def respond(
     if correct_intent and not result_oracle:
         if intent in MEDIA_INTENTS and request.wants_video and not uses_screen_context:
             result_ok = False  # played the song where the video was meant
+        elif request.about_oven and not uses_device_context:
+            result_ok = False  # told the weather where the oven's temperature was meant
         elif request.ambiguous_item:
             result_ok = False  # the wrong one of several items with the same name
     return Outcome(

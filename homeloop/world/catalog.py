@@ -102,6 +102,17 @@ ARCHETYPES: dict[str, Archetype] = {
             5,
         ),
         Archetype(
+            "oven",
+            "appliance",
+            "Kitchen",
+            ("Oven", "Kitchen Oven", "Range"),
+            ("Plug 4", "Appliance 1"),
+            *_PLUG,
+            0.2,
+            True,
+            6,
+        ),
+        Archetype(
             "tv", "tv", "Living Room", ("TV", "Living Room TV", "Television"), ("Screen", "Media"), *_PLUG, 0.5, True, 6
         ),
         Archetype(

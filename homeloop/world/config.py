@@ -38,6 +38,8 @@ class WorldConfig:
     nlu_reject_below: float = 0.2  # the assistant says "I didn't understand" below this NLU confidence
     max_attempts: int = 4
     assistant_uses_screen_context: bool = False  # "play X" on a screen device means the video
+    assistant_uses_device_context: bool = False  # with the oven on, "what's the temperature" is about the oven
+    oven_question_probability: float = 0.3  # an info request while the oven is on asks the oven's temperature
 
     def __post_init__(self) -> None:
         if self.homes < 1:
@@ -53,6 +55,7 @@ class WorldConfig:
             "systematic_probability",
             "personal_probability",
             "nlu_reject_below",
+            "oven_question_probability",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

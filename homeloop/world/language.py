@@ -138,6 +138,17 @@ class Phrasebook:
             for u in hwu_test
             if u.intent in ("general_negate", "general_commandstop") and len(u.tokens) <= 6
         ]
+        # "what's the temperature" with nothing saying where: with the oven on, residents mean the oven
+        self.temperature_questions = sorted(
+            {
+                normalize_text(u.text)
+                for split in ("train", "test")
+                for u in load_hwu64(split)
+                if u.intent == "weather_query"
+                and "temperature" in u.tokens
+                and not {"outside", "in", "tomorrow", "will"} & set(u.tokens)
+            }
+        )
         self.tv_speech = [normalize_text(u.text) for u in load_clinc150("test", include_oos=True) if u.intent == "oos"]
 
 

@@ -185,6 +185,13 @@ def _device_day(dev: SimDevice, day: _Day, rnd: random.Random, has: set[str]) ->
     elif a == "coffee_maker":
         s = first_wake + rnd.uniform(0.05, 0.3)
         out.append((s, s + rnd.uniform(0.15, 0.4), P, A if rnd.random() < 0.5 else P))
+    elif a == "oven":
+        if rnd.random() < 0.6:  # dinner
+            s = rnd.uniform(17.0, 18.75)
+            out += [(lo, min(hi, lo + rnd.uniform(0.5, 1.25)), P, P) for lo, hi in _clip_to_spans(day, s, s + 2)[:1]]
+        if not day.weekday and rnd.random() < 0.4:  # weekend lunch
+            s = rnd.uniform(11.5, 12.5)
+            out += [(lo, min(hi, lo + rnd.uniform(0.4, 1.0)), P, P) for lo, hi in _clip_to_spans(day, s, s + 1.5)[:1]]
     elif a == "tv":
         s = rnd.uniform(19.5, 21.0)
         out += [(lo, min(hi, lo + rnd.uniform(1, 3)), P, P) for lo, hi in _clip_to_spans(day, s, last_sleep)[:1]]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from homeloop.datasets import load_hwu64, slurp_wer_distribution
+from homeloop.errors import InvalidInputError
 from homeloop.world.asr import Recognizer
 from homeloop.world.assistant import Outcome, Request, failure_point, respond
 from homeloop.world.catalog import SYSTEMATIC_CONFUSIONS
@@ -35,7 +36,7 @@ from homeloop.world.language import DeviceTemplate, Phrasebook, phrasebook
 from homeloop.world.rng import stream
 from homeloop.world.routines import Goal, HomeTimeline, simulate_routines
 
-__all__ = ["Rewriter", "SimulationResult", "simulate"]
+__all__ = ["Rewriter", "SimulationResult", "simulate", "simulate_to_lake"]
 
 Rewriter = Callable[[list[str]], list[str | None]]
 """Takes recognised texts, returns for each a rewrite or None (no rewrite)."""
@@ -97,12 +98,14 @@ class _Clock:
         return self.start + dt.timedelta(hours=hours)
 
 
-def _first_utterance(goal: Goal, book: Phrasebook, rnd) -> tuple[str, Request]:
+def _first_utterance(goal: Goal, book: Phrasebook, rnd, *, oven_on: bool, oven_rate: float) -> tuple[str, Request]:
     if goal.kind == "false_wake":
         return rnd.choice(book.tv_speech), Request("false_wake", None)
     if goal.kind == "device":
         req = Request("device", goal.intent, goal.device, goal.action)
         return _device_phrase(goal, book, rnd, explicit=False), req
+    if oven_on and book.temperature_questions and rnd.random() < oven_rate:
+        return rnd.choice(book.temperature_questions), Request("info", "weather_query", about_oven=True)
     intent = rnd.choices(book.info_intents, weights=book.info_weights)[0]
     utt = rnd.choice(book.info[intent])
     speaker = goal.home.speakers[goal.speaker_index]
@@ -138,7 +141,10 @@ def _next_phrase(conv: _Conversation, book: Phrasebook, rnd) -> str:
             if text != conv.text:
                 return text
         return text
-    options = [u.text for u in book.info[conv.request.true_intent] if u.text != conv.text]
+    if conv.request.about_oven:  # asked again without saying "oven": only context can tell
+        options = [t for t in book.temperature_questions if t != conv.text]
+    else:
+        options = [u.text for u in book.info[conv.request.true_intent] if u.text != conv.text]
     return rnd.choice(options) if options else conv.text
 
 
@@ -149,151 +155,228 @@ def simulate(
     rewriter: Rewriter | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     cache_nlu: bool = True,
+    chunk_homes: int = 200,
 ) -> SimulationResult:
     """Simulate ``config``'s world with ``nlu`` (anything with ``predict(texts)``) as the assistant's NLU.
 
     ``rewriter`` sits between the recogniser and the NLU (see :data:`Rewriter`).
     NLU results are cached per distinct text (``cache_nlu=False`` re-runs the NLU
     for every turn; the outcome is the same, only slower: the benchmark's baseline).
+    Homes are lived ``chunk_homes`` at a time; the result holds every table in
+    memory (see :func:`simulate_to_lake` for big worlds).
     """
-    t0 = _time.perf_counter()
-    book = phrasebook()
-    homes = build_homes(config)
-    vocabulary = {w for u in load_hwu64("train") for w in u.tokens}
-    rnd_world = stream(config.seed, "world-confusions")
-    recognizer = Recognizer(
-        systematic=rnd_world.sample(SYSTEMATIC_CONFUSIONS, config.systematic_confusions),
-        vocabulary=vocabulary,
-        wer_samples=slurp_wer_distribution(),
-        error_scale=config.asr_error_scale,
-        systematic_probability=config.systematic_probability,
-        personal_probability=config.personal_probability,
-    )
-    timelines: list[HomeTimeline] = []
-    for i, home in enumerate(homes):
-        timelines.append(simulate_routines(home, config))
-        if progress:
-            progress("routines", i + 1, len(homes))
-    t_routines = _time.perf_counter() - t0
+    run = _Run(config, nlu=nlu, rewriter=rewriter, cache_nlu=cache_nlu, progress=progress)
+    parts: dict[str, list[pa.Table]] = {}
+    for tables in run.chunks(chunk_homes):
+        for name, tbl in tables.items():
+            parts.setdefault(name, []).append(tbl)
+    tables = {name: pa.concat_tables(tbls).combine_chunks() for name, tbls in parts.items()}
+    return SimulationResult(config, tables, run.figures())
 
-    convs: list[_Conversation] = []
-    for tl in timelines:
-        for g in tl.goals:
-            rnd = stream(config.seed, "goal", g.goal_id)
-            text, req = _first_utterance(g, book, rnd)
-            convs.append(
-                _Conversation(g, req, text, g.time, kind="false_wake" if g.kind == "false_wake" else "request")
-            )
 
-    cache: dict[str, tuple[str | None, float | None, tuple]] = {}
+def simulate_to_lake(
+    config: WorldConfig,
+    lake,
+    dataset: str,
+    *,
+    nlu,
+    rewriter: Rewriter | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cache_nlu: bool = True,
+    chunk_homes: int = 200,
+) -> dict[str, Any]:
+    """Simulate ``config`` straight into ``lake`` as ``dataset``, replacing an older dataset of that name.
 
-    def interpret(texts: Sequence[str]) -> None:
-        if not cache_nlu:
-            cache.clear()
-            for start in range(0, len(texts), 4096):
-                batch = list(texts[start : start + 4096])
-                for text, pred in zip(batch, nlu.predict(batch), strict=True):
-                    cache[text] = (pred.intent, float(pred.confidence), tuple(tuple(s) for s in pred.slots))
-            return
-        todo = sorted({t for t in texts if t not in cache})
+    Each chunk of homes is written as soon as it is lived, so memory stays that of
+    one chunk however big the world. The tables go to a hidden staging dataset that
+    takes ``dataset``'s place only when the whole world is written: a crash part-way
+    leaves the older dataset as it was. Returns the run's figures.
+    """
+    run = _Run(config, nlu=nlu, rewriter=rewriter, cache_nlu=cache_nlu, progress=progress)
+    with lake.staging(dataset) as staging:
+        for tables in run.chunks(chunk_homes):
+            for name, tbl in tables.items():
+                lake.write(staging, name, tbl)
+    return run.figures()
+
+
+class _Run:
+    """One simulation: the shared world (recogniser, phrasebook, NLU cache) and its homes, chunk by chunk."""
+
+    def __init__(self, config: WorldConfig, *, nlu, rewriter: Rewriter | None, cache_nlu: bool, progress) -> None:
+        self.t0 = _time.perf_counter()
+        self.config, self.nlu, self.rewriter, self.cache_nlu = config, nlu, rewriter, cache_nlu
+        self.progress = progress
+        self.book = phrasebook()
+        self.homes = build_homes(config)
+        vocabulary = {w for u in load_hwu64("train") for w in u.tokens}
+        rnd_world = stream(config.seed, "world-confusions")
+        self.recognizer = Recognizer(
+            systematic=rnd_world.sample(SYSTEMATIC_CONFUSIONS, config.systematic_confusions),
+            vocabulary=vocabulary,
+            wer_samples=slurp_wer_distribution(),
+            error_scale=config.asr_error_scale,
+            systematic_probability=config.systematic_probability,
+            personal_probability=config.personal_probability,
+        )
+        self.cache: dict[str, tuple[str | None, float | None, tuple]] = {}
+        self.counts = {"goals": 0, "turns": 0, "device_events": 0, "homes_done": 0}
+        self.seconds = {"routines": 0.0, "conversations": 0.0, "assemble": 0.0}
+
+    def chunks(self, chunk_homes: int) -> Iterator[dict[str, pa.Table]]:
+        if chunk_homes < 1:
+            raise InvalidInputError(f"chunk_homes: expected at least 1, got {chunk_homes}")
+        for lo in range(0, len(self.homes), chunk_homes):
+            yield self._chunk(self.homes[lo : lo + chunk_homes])
+
+    def _interpret(self, texts: Sequence[str]) -> None:
+        if self.cache_nlu:
+            todo = sorted({t for t in texts if t not in self.cache})
+        else:  # the baseline: every turn's text through the NLU again
+            self.cache.clear()
+            todo = list(texts)
         for start in range(0, len(todo), 4096):
             batch = todo[start : start + 4096]
-            for text, pred in zip(batch, nlu.predict(batch), strict=True):
-                cache[text] = (pred.intent, float(pred.confidence), tuple(tuple(s) for s in pred.slots))
+            for text, pred in zip(batch, self.nlu.predict(batch), strict=True):
+                self.cache[text] = (pred.intent, float(pred.confidence), tuple(tuple(s) for s in pred.slots))
 
-    rows: list[dict[str, Any]] = []
-    truth: list[dict[str, Any]] = []
-    acted: list[tuple[SimHome, Any, float, str]] = []  # wrong devices the assistant switched
-    goal_success: dict[str, bool] = {}
-    pending = convs
-    round_no = 0
-    while pending:
-        round_no += 1
-        heard = []
-        for c in pending:
-            rnd = stream(config.seed, "asr", c.goal.goal_id, c.attempt, c.kind)
-            confusions = c.goal.resident.confusions if c.goal.resident else ()
-            heard.append(recognizer.hear(c.text, rnd, confusions))
-        rewrites: list[str | None] = rewriter([h.text for h in heard]) if rewriter else [None] * len(heard)
-        nlu_texts = [r if r else h.text for h, r in zip(heard, rewrites, strict=True)]
-        interpret(nlu_texts + [c.text for c in pending])
-        next_pending: list[_Conversation] = []
-        for c, h, rw, text in zip(pending, heard, rewrites, nlu_texts, strict=True):
-            home = c.goal.home
-            intent, conf, slots = cache[text]
-            outcome = _respond(config, home, c, intent, conf, slots, text)
-            oracle = [outcome.success]
-            if not outcome.success and c.kind != "false_wake":
-                t_int, t_conf, t_slots = cache[c.text]
-                oracle.append(_respond(config, home, c, t_int, t_conf, t_slots, c.text).success)
-                true_slots = (("device", c.request.target.spoken_name),) if c.request.target else ()
-                oracle.append(_respond(config, home, c, c.request.true_intent, 1.0, true_slots, c.text).success)
-                oracle.append(
-                    _respond(config, home, c, c.request.true_intent, 1.0, true_slots, c.text, er_oracle=True).success
+    def _chunk(self, homes: list[SimHome]) -> dict[str, pa.Table]:
+        config, book, cache = self.config, self.book, self.cache
+        t0 = _time.perf_counter()
+        timelines = [simulate_routines(home, config) for home in homes]
+        t1 = _time.perf_counter()
+        self.seconds["routines"] += t1 - t0
+
+        convs: list[_Conversation] = []
+        for tl in timelines:
+            ovens = _on_spans(tl, "oven")
+            for g in tl.goals:
+                rnd = stream(config.seed, "goal", g.goal_id)
+                oven_on = g.kind == "info" and _covers(ovens.get(g.home.home_id), g.time)
+                text, req = _first_utterance(g, book, rnd, oven_on=oven_on, oven_rate=config.oven_question_probability)
+                kind = "false_wake" if g.kind == "false_wake" else "request"
+                convs.append(_Conversation(g, req, text, g.time, kind=kind))
+        self.counts["goals"] += len(convs)
+
+        rows: list[dict[str, Any]] = []
+        truth: list[dict[str, Any]] = []
+        acted: list[tuple[SimHome, Any, float, str]] = []  # wrong devices the assistant switched
+        goal_success: dict[str, bool] = {}
+        pending = convs
+        round_no = 0
+        while pending:
+            round_no += 1
+            heard = []
+            for c in pending:
+                rnd = stream(config.seed, "asr", c.goal.goal_id, c.attempt, c.kind)
+                confusions = c.goal.resident.confusions if c.goal.resident else ()
+                heard.append(self.recognizer.hear(c.text, rnd, confusions))
+            recognised = [h.text for h in heard]
+            rewrites = self.rewriter(recognised) if self.rewriter else [None] * len(heard)
+            if len(rewrites) != len(recognised):
+                raise InvalidInputError(
+                    f"rewriter: expected one rewrite or None per text ({len(recognised)}), got {len(rewrites)}"
                 )
-                oracle.append(True)
-            fp = failure_point(oracle, false_wake=c.kind == "false_wake")
-            rnd = stream(config.seed, "react", c.goal.goal_id, c.attempt, c.kind)
-            reaction = _react(config, c, outcome, rnd, book)
-            rows.append(_turn_row(c, h, rw, outcome, reaction, home))
-            truth.append(
-                {
-                    "turn_id": rows[-1]["turn_id"],
-                    "time": rows[-1]["time"],
-                    "true_text": c.text,
-                    "true_intent": c.request.true_intent,
-                    "true_slots": None,
-                    "goal_id": c.goal.goal_id,
-                    "failure_point": fp,
-                    "success": outcome.success,
-                    "asr_error": h.kind,
-                    "target_device_id": c.request.target.device_id if c.request.target else None,
-                    "kind": c.kind,
-                    "attempt": c.attempt,
-                }
-            )
-            if outcome.acted_on is not None and outcome.acted_on is not c.request.target:
-                acted.append((home, outcome.acted_on, c.time, outcome.acted_state))
-            if c.kind in ("request", "rephrase", "false_wake"):
-                goal_success[c.goal.goal_id] = outcome.success
-            next_pending.extend(reaction["next"])
-        pending = next_pending
-        if progress:
-            progress("conversations", round_no, config.max_attempts * 2)
-    t_conv = _time.perf_counter() - t0 - t_routines
+            nlu_texts = [r if r else h for h, r in zip(recognised, rewrites, strict=True)]
+            self._interpret(nlu_texts + [c.text for c in pending])
+            next_pending: list[_Conversation] = []
+            for c, h, rw, text in zip(pending, heard, rewrites, nlu_texts, strict=True):
+                home = c.goal.home
+                intent, conf, slots = cache[text]
+                outcome = self._respond(home, c, intent, conf, slots, text)
+                oracle = [outcome.success]
+                if not outcome.success and c.kind != "false_wake":
+                    t_int, t_conf, t_slots = cache[c.text]
+                    oracle.append(self._respond(home, c, t_int, t_conf, t_slots, c.text).success)
+                    true_slots = (("device", c.request.target.spoken_name),) if c.request.target else ()
+                    oracle.append(self._respond(home, c, c.request.true_intent, 1.0, true_slots, c.text).success)
+                    oracle.append(
+                        self._respond(home, c, c.request.true_intent, 1.0, true_slots, c.text, er_oracle=True).success
+                    )
+                    oracle.append(True)
+                fp = failure_point(oracle, false_wake=c.kind == "false_wake")
+                rnd = stream(config.seed, "react", c.goal.goal_id, c.attempt, c.kind)
+                reaction = _react(config, c, outcome, rnd, book)
+                rows.append(_turn_row(c, h, rw, outcome, reaction, home))
+                truth.append(
+                    {
+                        "turn_id": rows[-1]["turn_id"],
+                        "time": rows[-1]["time"],
+                        "true_text": c.text,
+                        "true_intent": c.request.true_intent,
+                        "true_slots": None,
+                        "goal_id": c.goal.goal_id,
+                        "failure_point": fp,
+                        "success": outcome.success,
+                        "asr_error": h.kind,
+                        "target_device_id": c.request.target.device_id if c.request.target else None,
+                        "kind": c.kind,
+                        "attempt": c.attempt,
+                    }
+                )
+                if outcome.acted_on is not None and outcome.acted_on is not c.request.target:
+                    acted.append((home, outcome.acted_on, c.time, outcome.acted_state))
+                if c.kind in ("request", "rephrase", "false_wake"):
+                    goal_success[c.goal.goal_id] = outcome.success
+                next_pending.extend(reaction["next"])
+            pending = next_pending
+        t2 = _time.perf_counter()
+        self.seconds["conversations"] += t2 - t1
+        tables = _assemble(config, timelines, rows, truth, goal_success, acted)
+        self.seconds["assemble"] += _time.perf_counter() - t2
+        self.counts["turns"] += tables["turns"].num_rows
+        self.counts["device_events"] += tables["device_events"].num_rows
+        self.counts["homes_done"] += len(homes)
+        if self.progress:
+            self.progress("homes", self.counts["homes_done"], len(self.homes))
+        return tables
 
-    tables = _assemble(config, timelines, rows, truth, goal_success, acted)
-    elapsed = _time.perf_counter() - t0
-    n_turns = tables["turns"].num_rows
-    figures = {
-        "homes": len(homes),
-        "days": config.days,
-        "devices": sum(len(h.devices) for h in homes),
-        "residents": sum(len(h.residents) for h in homes),
-        "goals": len(convs),
-        "turns": n_turns,
-        "device_events": tables["device_events"].num_rows,
-        "distinct_nlu_texts": len(cache),
-        "seconds": round(elapsed, 2),
-        "seconds_routines": round(t_routines, 2),
-        "seconds_conversations": round(t_conv, 2),
-        "turns_per_second": round(n_turns / elapsed, 1) if elapsed else None,
-    }
-    return SimulationResult(config, tables, figures)
+    def _respond(self, home, c: _Conversation, intent, conf, slots, text, *, er_oracle=False) -> Outcome:
+        config = self.config
+        return respond(
+            home,
+            c.request,
+            intent=intent,
+            confidence=conf,
+            slots=slots,
+            text=text,
+            reject_below=config.nlu_reject_below,
+            er_oracle=er_oracle,
+            uses_screen_context=config.assistant_uses_screen_context,
+            uses_device_context=config.assistant_uses_device_context,
+        )
+
+    def figures(self) -> dict[str, Any]:
+        elapsed = _time.perf_counter() - self.t0
+        turns = self.counts["turns"]
+        return {
+            "homes": len(self.homes),
+            "days": self.config.days,
+            "devices": sum(len(h.devices) for h in self.homes),
+            "residents": sum(len(h.residents) for h in self.homes),
+            "goals": self.counts["goals"],
+            "turns": turns,
+            "device_events": self.counts["device_events"],
+            "distinct_nlu_texts": len(self.cache),
+            "seconds": round(elapsed, 2),
+            **{f"seconds_{k}": round(v, 2) for k, v in self.seconds.items()},
+            "turns_per_second": round(turns / elapsed, 1) if elapsed else None,
+        }
 
 
-def _respond(config, home, c: _Conversation, intent, conf, slots, text, *, er_oracle=False) -> Outcome:
-    return respond(
-        home,
-        c.request,
-        intent=intent,
-        confidence=conf,
-        slots=slots,
-        text=text,
-        reject_below=config.nlu_reject_below,
-        er_oracle=er_oracle,
-        uses_screen_context=config.assistant_uses_screen_context,
-    )
+def _on_spans(tl: HomeTimeline, archetype: str) -> dict[str, tuple[list[float], list[float]]]:
+    """Sorted (starts, ends) of the on-intervals of the home's devices of one archetype."""
+    spans = sorted((iv.start, iv.end) for iv in tl.intervals if iv.device.archetype.name == archetype)
+    if not spans:
+        return {}
+    return {tl.home.home_id: ([s for s, _ in spans], [e for _, e in spans])}
+
+
+def _covers(spans: tuple[list[float], list[float]] | None, t: float) -> bool:
+    if not spans:
+        return False
+    i = bisect.bisect_right(spans[0], t) - 1
+    return i >= 0 and spans[1][i] > t
 
 
 def _react(config: WorldConfig, c: _Conversation, outcome: Outcome, rnd, book: Phrasebook) -> dict[str, Any]:
@@ -335,7 +418,7 @@ def _turn_row(c: _Conversation, h, rewrite: str | None, o: Outcome, reaction: di
         "home_id": home.home_id,
         "device_id": speaker.device_id,
         "time": c.time,  # local hours for now; converted in _assemble
-        "asr_text": h.text,
+        "asr_text": rewrite or h.text,  # what the NLU read: the rewrite when one fired
         "asr_confidence": h.confidence,
         "intent": o.intent,
         "slots": [{"name": n, "value": v} for n, v in o.slots],
@@ -391,7 +474,8 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                     "groups": [],
                 }
             )
-        ev: list[tuple[float, str, str, str]] = []
+        # each device's own transitions, then the wrong ones the assistant made (undone by hand 45 s later)
+        natural: dict[str, list[tuple[float, str, str]]] = {}
         for iv in tl.intervals:
             d = iv.device
             for when, action, by in ((iv.start, "on", iv.on_by), (iv.end, "off", iv.off_by)):
@@ -401,15 +485,28 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                 source = (
                     "automation" if by == "automation" else ("voice" if gid and goal_success.get(gid) else "manual")
                 )
-                state = ("unlocked" if action == "on" else "locked") if d.type == "lock" else action
-                ev.append((when, d.device_id, state, source))
+                natural.setdefault(d.device_id, []).append((when, _state_name(d, action), source))
+        ev: list[tuple[float, str, str, str]] = [
+            (when, dev_id, state, source) for dev_id, dev_ev in natural.items() for when, state, source in dev_ev
+        ]
         for home, dev, when, state in acted:
-            if home is h:
-                ev.append((when, dev.device_id, state, "voice"))
-                undo = {"on": "off", "off": "on", "unlocked": "locked", "locked": "unlocked"}[state]
-                ev.append((when + 45 / 3600, dev.device_id, undo, "manual"))
+            if home is not h:
+                continue
+            dev_ev = natural.get(dev.device_id, [])
+            i = bisect.bisect_right(dev_ev, (when, "~")) - 1
+            before = dev_ev[i][1] if i >= 0 else _state_name(dev, "off")
+            if state == before:
+                continue  # already so: nothing changes, nothing to undo
+            ev.append((when, dev.device_id, state, "voice"))
+            undo_at = when + 45 / 3600
+            if i + 1 >= len(dev_ev) or dev_ev[i + 1][0] > undo_at:
+                ev.append((undo_at, dev.device_id, before, "manual"))
         ev.sort()
+        last: dict[str, str] = {}
         for when, dev_id, state, source in ev:
+            if last.get(dev_id) == state:
+                continue  # already in that state: no change to log
+            last[dev_id] = state
             events.append(
                 {
                     "device_id": dev_id,
@@ -420,9 +517,9 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                     "source": source,
                 }
             )
-            times, states = transitions.setdefault(dev_id, ([], []))
+            times, sts = transitions.setdefault(dev_id, ([], []))
             times.append(when)
-            states.append(state)
+            sts.append(state)
         for rid, s, e, state in tl.presence:
             presence.append(
                 {"home_id": h.home_id, "resident_id": rid, "start": clock.utc(s), "end": clock.utc(e), "state": state}
@@ -432,18 +529,25 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
                 {"home_id": h.home_id, "device_id": dev.device_id, "time": clock.utc(when), "reason": reason}
             )
     # context of each turn: every device's state at the time, local time; then sessions
+    # (built as flat columns: a dict per device per turn would be most of the simulator's memory)
+    offsets, entity_ids, states = [0], [], []
     for row, tr in zip(rows, truth, strict=True):
         h, clock, t = home_by_id[row["home_id"]], clocks[row["home_id"]], row["time"]
-        states = []
         for d in h.devices:
             times, sts = transitions.get(d.device_id, ((), ()))
             i = bisect.bisect_right(times, t) - 1
-            default = "locked" if d.type == "lock" else "off"
-            states.append({"entity_id": d.device_id, "state": sts[i] if i >= 0 else default})
-        row["device_states"] = states
+            entity_ids.append(d.device_id)
+            states.append(sts[i] if i >= 0 else _state_name(d, "off"))
+        offsets.append(len(entity_ids))
         row["local_time"] = clock.local(t)
         row["time"] = tr["time"] = clock.utc(t)
     _assign_sessions(rows)
+    device_states = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays(
+            [pa.array(entity_ids, pa.string()), pa.array(states, pa.string())], names=["entity_id", "state"]
+        ),
+    )
     out = {
         "homes": homes_rows,
         "devices": device_rows,
@@ -454,7 +558,17 @@ def _assemble(config, timelines, rows, truth, goal_success, acted) -> dict[str, 
         "truth_forgotten": forgotten,
         "truth_devices": truth_dev,
     }
-    return {name: pa.Table.from_pylist(data, schema=table(name).arrow_schema) for name, data in out.items()}
+    tables = {name: pa.Table.from_pylist(data, schema=table(name).arrow_schema) for name, data in out.items()}
+    turns = tables["turns"]
+    column = turns.schema.get_field_index("device_states")
+    tables["turns"] = turns.set_column(
+        column, turns.schema.field(column), device_states.cast(turns.schema.field(column).type)
+    )
+    return tables
+
+
+def _state_name(device, action: str) -> str:
+    return ("unlocked" if action == "on" else "locked") if device.type == "lock" else action
 
 
 def _assign_sessions(rows: list[dict[str, Any]], gap_seconds: float = 60.0) -> None:
