@@ -211,10 +211,11 @@ def baseline_job(lake_root: str, dataset: str, out_dir: str) -> dict:
     for (s, d), sup in pair_support.items():
         if sup < min_support or len(pair_users[(s, d)]) < min_users or n[s] < min_support:
             continue
-        tp, sp = b[index[d]], direct[index[s]]
+        # rank by the absorption probability, judge by the target's own success (the default scorer)
+        tp, sp = direct[index[d]], direct[index[s]]
         if tp - sp < min_improvement:
             continue
-        key = (round(float(tp), 9), sup, d)
+        key = (round(float(b[index[d]]), 9), sup, d, tp)
         if (
             s not in best
             or (key[0], key[1]) > (best[s][0], best[s][1])
@@ -222,7 +223,7 @@ def baseline_job(lake_root: str, dataset: str, out_dir: str) -> dict:
         ):
             best[s] = key
     table = RewriteTable(
-        Rewrite(s, d, pair_support[(s, d)], float(direct[index[s]]), float(tp)) for s, (tp, _, d) in best.items()
+        Rewrite(s, d, pair_support[(s, d)], float(direct[index[s]]), float(tp)) for s, (_, _, d, tp) in best.items()
     )
     table.to_parquet(Path(out_dir) / "baseline.parquet")
     return {

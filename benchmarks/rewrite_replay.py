@@ -4,8 +4,9 @@ Mines a rewrite table on a training world, then replays a held-out world (other 
 recogniser and sound-alike confusions: ``first_home`` and ``start`` of the same seed) once without and once
 with the table in front of NLU, and compares paired turns on the simulator's ground truth: win/loss ratio,
 defect rate overall and on triggered requests, coverage, precision against the true intent, goal success.
-The absorbing-chain miner runs beside a simple baseline (the most frequent follow-up that succeeded more
-often, no chain) on the same worlds.
+The absorbing-chain miner (``absorption``, the default, and ``eventual``, which also judges targets by their
+absorption probability) runs beside a simple baseline (``frequency``: the most frequent follow-up that
+succeeded more often, no chain) on the same worlds.
 
     python benchmarks/rewrite_replay.py --model <saved fast NLU>                 # held-out test world
     python benchmarks/rewrite_replay.py --model <saved fast NLU> --validation    # the world used for tuning
@@ -75,7 +76,7 @@ def main() -> None:
             label_defects(lake, "train", model=model)
             labels = "defect_labels"
         tables, mining = {}, {}
-        for name in ("absorption", "frequency"):
+        for name in ("absorption", "eventual", "frequency"):
             miner = RewriteMiner(
                 target_scorer=name, labels=labels, min_support=args.min_support, min_improvement=args.min_improvement
             ).fit(lake, "train")

@@ -23,10 +23,12 @@ dataset's ``turns`` and runs in three stages:
    ``B = (I - Q)^-1 R`` by sparse LU.
 3. **Select**: for each source, among the utterances that followed it in the
    same chain of defective turns (at least ``min_support`` times, by at least
-   ``min_users`` users), the target with the highest probability of success
-   (the registered *target scorer*; ``"absorption"``, ``B[t, success]``, by
-   default), kept when it beats the source's own success probability by
-   ``min_improvement``. Optionally (``pool_by="interpretation"``) the chain's states are the NLU
+   ``min_users`` users), the target with the highest probability of being
+   absorbed into success ``B[t, success]``, kept when its own success rate
+   beats the source's by ``min_improvement`` (the registered *target scorer*
+   ``"absorption"``; ``"eventual"`` judges by ``B`` as well, which also credits
+   a target for the rephrases that follow it when it fails; ``"frequency"``,
+   the baseline, takes the most frequent follow-up and no chain). Optionally (``pool_by="interpretation"``) the chain's states are the NLU
    interpretations of the utterances, which pools evidence across wordings read the same way.
 
 The result is a :class:`RewriteTable`: callable as the simulator's rewriter,
@@ -476,21 +478,35 @@ def count_chains(
 # ---------------------------------------------------------------------------------------------- selecting
 
 TargetScorer = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
-"""Given the chain's arrays (``b_success``, ``direct_success`` per state; ``pair_src``, ``pair_dst``,
-``pair_support`` per candidate), returns ``(rank_score, success_prob)`` per candidate pair."""
+"""Given the chain's arrays (per text: ``b_success``, ``direct_success`` (its own), ``target_direct_success``
+(of its chain state); per candidate pair: ``pair_src``, ``pair_dst``, ``pair_support``), returns
+``(rank_score, target_success_prob)`` per candidate pair; the latter is compared with the source's own
+success rate."""
 
 
 def _absorption_scorer(a: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    # rank the reachable utterances by their probability of absorption into success (the chain), but judge
+    # the improvement on the target's own success: a rewrite changes the first attempt only, and B also
+    # credits a target for the user's later rephrases when it fails
+    return a["b_success"][a["pair_dst"]], a["target_direct_success"][a["pair_dst"]]
+
+
+def _eventual_scorer(a: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    # rank and judge by the absorption probability alone
     p = a["b_success"][a["pair_dst"]]
     return p, p
 
 
 def _frequency_scorer(a: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     # the baseline: the most frequent follow-up, judged by its own success rate, no chain
-    return a["pair_support"].astype(np.float64), a["direct_success"][a["pair_dst"]]
+    return a["pair_support"].astype(np.float64), a["target_direct_success"][a["pair_dst"]]
 
 
-TARGET_SCORERS: dict[str, TargetScorer] = {"absorption": _absorption_scorer, "frequency": _frequency_scorer}
+TARGET_SCORERS: dict[str, TargetScorer] = {
+    "absorption": _absorption_scorer,
+    "eventual": _eventual_scorer,
+    "frequency": _frequency_scorer,
+}
 
 
 POOLINGS = ("text", "interpretation")
@@ -579,6 +595,7 @@ def select_rewrites(
     )
     t_build = time.perf_counter() - t0
     b = absorption_probabilities(q, r)[group]
+    target_direct = r[group, 0]  # a target's own success rate, of its chain state (pooled or not)
     t_solve = time.perf_counter() - t0 - t_build
 
     src = ids(counts.pairs["src"])
@@ -590,6 +607,7 @@ def select_rewrites(
     arrays = {
         "b_success": b[:, 0],
         "direct_success": direct,
+        "target_direct_success": target_direct,
         "pair_src": src,
         "pair_dst": dst,
         "pair_support": support,
