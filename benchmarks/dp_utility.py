@@ -35,7 +35,7 @@ from homeloop.privacy.nlu import train_private_nlu
 DATASETS = {"hwu64": load_hwu64, "clinc150": load_clinc150}
 
 #: a smaller fast encoder than the default: DP noise grows with the number of parameters
-SMALL_FAST = {"ngram_buckets": 4000, "embedding_dim": 64, "hidden_size": 48}
+SMALL_FAST = {"ngram_buckets": 4000, "embedding_dim": 64, "hidden_size": 96}
 
 
 def tfidf_accuracy(train, test) -> float:
