@@ -52,8 +52,13 @@ def test_embeddings_group_devices_by_true_archetype(world):
     active = table["has_events"].to_numpy(bool)
     emb = model.embed(history)[active]
     assert emb.shape == (active.sum(), model.embedding_dim) and np.isfinite(emb).all()
-    truth = dict(zip(tables["truth_devices"]["device_id"].to_pylist(), tables["truth_devices"]["archetype"].to_pylist(),
-                     strict=True))
+    truth = dict(
+        zip(
+            tables["truth_devices"]["device_id"].to_pylist(),
+            tables["truth_devices"]["archetype"].to_pylist(),
+            strict=True,
+        )
+    )
     labels = [truth[d] for d in table["device_id"][active]]
     found = find_archetypes(emb, list(table["name"][active]), k=12)
     shuffled = np.random.default_rng(0).permutation(found.labels)
@@ -123,3 +128,21 @@ def test_room_inference_on_house_d_beats_always_kitchen(lake):
     assert result["most_common_room_accuracy"] == pytest.approx(44 / 72, abs=0.02)
     assert result["accuracy"] >= 0.8
     assert result["co_usage_only_accuracy"] >= 0.8
+
+
+def test_report_section_has_every_figure(world, tmp_path):
+    from homeloop.home import home_report_section
+    from homeloop.home.report import home_experiments
+    from homeloop.report import Section
+
+    lake = world[0]
+    results = home_experiments(lake, dataset="sim", houses_dataset=None, text_encoder="hashing", epochs=1,
+                               samples_per_device=60)  # fmt: skip
+    section = home_report_section(None, tmp_path / "fig", results=results)
+    assert isinstance(section, Section)
+    names = {name for name, _ in section.figures}
+    assert names == {"home_state_prediction.png", "home_device_map.png", "home_rooms.png", "home_hunch_pr.png",
+                     "home_timeline.png"}  # fmt: skip
+    assert all((tmp_path / "fig" / n).stat().st_size > 1000 for n in names)
+    captions = [c for c, _, _ in section.tables]
+    assert any("archetypes" in c for c in captions) and any("Home state" in c for c in captions)

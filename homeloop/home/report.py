@@ -302,7 +302,10 @@ def home_report_section(
     """The smart-home section of the demo report; figures are written into ``figures_dir`` (the report's folder).
 
     ``results`` from :func:`home_experiments` are reused when given; otherwise the
-    experiments run on ``workspace``'s lake (``dataset`` simulated, ``houses_dataset`` real).
+    experiments run on ``workspace``'s lake (``dataset`` simulated, ``houses_dataset`` real: the
+    vendored houses A and D are ingested into it first when it is missing). ``experiment_params``
+    go to :func:`home_experiments` (``text_encoder="hashing", samples_per_device=300, epochs=6`` for
+    a quicker run).
     """
     from homeloop.data.lake import Lake
     from homeloop.report import Section
@@ -310,7 +313,12 @@ def home_report_section(
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     if results is None:
-        results = home_experiments(Lake(workspace.lake), dataset=dataset, houses_dataset=houses_dataset,
+        lake = Lake(workspace.lake)
+        if houses_dataset is not None and not lake.has(houses_dataset, "device_events"):
+            from homeloop.adapters.houses import ingest_houses
+
+            ingest_houses(lake, ["A", "D"], dataset=houses_dataset)
+        results = home_experiments(lake, dataset=dataset, houses_dataset=houses_dataset,
                                    **experiment_params)  # fmt: skip
     section = Section("Smart home: device embeddings, archetypes, rooms and hunches")
     section.paragraphs.append(
