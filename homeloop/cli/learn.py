@@ -198,7 +198,9 @@ def rewrites_command(
         0.3, "--min-improvement", help="How much more likely the target must succeed than the source."
     ),
     prior_strength: float = typer.Option(2.0, "--prior-strength", min=0.0, help="Pseudo-turns smoothing each state."),
-    scorer: str = typer.Option("absorption", "--scorer", help="Target choice: absorption (the chain) or frequency."),
+    scorer: str = typer.Option(
+        "absorption", "--scorer", help="Target choice: absorption (default), eventual or frequency (the baseline)."
+    ),
     pool_by: str = typer.Option(
         "text", "--pool-by", help="Chain states: text (utterances) or interpretation (NLU intent and slots)."
     ),
