@@ -35,6 +35,43 @@ from homeloop.world import WorldConfig, simulate
 GOALS = {"win_loss_ratio": 12.0, "relative_defect_reduction_triggered": 0.35}
 
 
+def _overlap(a: str, b: str) -> float:
+    x, y = set(a.split()), set(b.split())
+    return len(x & y) / len(x | y) if x | y else 1.0
+
+
+def _subsets(per_rewrite: list[dict]) -> dict:
+    """Wins, losses and defect reduction on subsets of the triggered requests, to see where wins come from.
+
+    ``device_control``: requests whose true intent switches a device (the simulator judges them on the device
+    and action). ``low_overlap``: rewrites whose source and target share under 20% of their words; in this
+    simulator most are information requests whose rephrase is another sentence of the same intent, judged
+    on the intent alone.
+    """
+    groups = {
+        "device_control": [r for r in per_rewrite if (r.get("true_intent") or "").startswith("iot_")],
+        "other_intents": [r for r in per_rewrite if not (r.get("true_intent") or "").startswith("iot_")],
+        "low_overlap": [r for r in per_rewrite if _overlap(r["source"], r["target"]) < 0.2],
+        "word_overlap_at_least_0.2": [r for r in per_rewrite if _overlap(r["source"], r["target"]) >= 0.2],
+    }
+    out = {}
+    for name, rows in groups.items():
+        fired = sum(r["fired"] for r in rows)
+        wins, losses = sum(r["wins"] for r in rows), sum(r["losses"] for r in rows)
+        before, after = sum(r["defects_without"] for r in rows), sum(r["defects_with"] for r in rows)
+        out[name] = {
+            "rewrites_fired": sum(1 for r in rows if r["fired"]),
+            "triggered": fired,
+            "wins": wins,
+            "losses": losses,
+            "win_loss_ratio": (wins / losses) if losses else (float("inf") if wins else None),
+            "defect_rate_triggered_without": round(before / fired, 4) if fired else None,
+            "defect_rate_triggered_with": round(after / fired, 4) if fired else None,
+            "relative_defect_reduction_triggered": round((before - after) / before, 4) if before else None,
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="a saved NLU model folder (default: train the fast encoder first)")
@@ -109,6 +146,8 @@ def main() -> None:
             "goals_met": {k: (f[k] is not None and f[k] >= goal) for k, goal in GOALS.items()},
             "mining_seconds": mining[name]["seconds"],
         }
+    for name, replay in results.items():
+        out["methods"][name]["subsets"] = _subsets(replay.per_rewrite)
     best = results["absorption"].per_rewrite
     out["examples"] = sorted(best, key=lambda r: (-r["fired"], -r["support"]))[: args.examples]
     out["worst"] = [r for r in sorted(best, key=lambda r: -r["losses"]) if r["losses"]][:10]

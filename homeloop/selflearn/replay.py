@@ -127,9 +127,21 @@ def compare_outcomes(without: dict[str, pa.Table], with_table: dict[str, pa.Tabl
 
         trig = triggered.assign(source=[normalise_utterance(t) for t in triggered["rewritten_from"]])
         trig = trig.assign(
-            win=~trig["success_without"] & trig["success"], loss=trig["success_without"] & ~trig["success"]
+            win=~trig["success_without"] & trig["success"],
+            loss=trig["success_without"] & ~trig["success"],
+            defect_without=~trig["success_without"],
+            defect_with=~trig["success"],
+            intent_right=trig["intent"] == trig["true_intent"],
         )
-        agg = trig.groupby("source").agg(fired=("turn_id", "size"), wins=("win", "sum"), losses=("loss", "sum"))
+        agg = trig.groupby("source").agg(
+            fired=("turn_id", "size"),
+            wins=("win", "sum"),
+            losses=("loss", "sum"),
+            defects_without=("defect_without", "sum"),
+            defects_with=("defect_with", "sum"),
+            intent_right=("intent_right", "sum"),
+            true_intent=("true_intent", lambda x: x.mode().iat[0] if len(x) else None),
+        )
         for rw in table.rewrites:
             row = agg.loc[rw.source] if rw.source in agg.index else None
             per_rewrite.append(
@@ -142,6 +154,10 @@ def compare_outcomes(without: dict[str, pa.Table], with_table: dict[str, pa.Tabl
                     "fired": int(row["fired"]) if row is not None else 0,
                     "wins": int(row["wins"]) if row is not None else 0,
                     "losses": int(row["losses"]) if row is not None else 0,
+                    "defects_without": int(row["defects_without"]) if row is not None else 0,
+                    "defects_with": int(row["defects_with"]) if row is not None else 0,
+                    "intent_right_with": int(row["intent_right"]) if row is not None else 0,
+                    "true_intent": row["true_intent"] if row is not None else None,
                 }
             )
     return ReplayResult(figures, per_rewrite)
