@@ -14,8 +14,14 @@ def _blobs(seed=0):
     centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=float)
     truth = np.repeat(["lamp", "porch", "coffee"], 20)
     x = centres[np.repeat(np.arange(3), 20)] + rng.normal(0, 0.5, (60, 2))
-    names = (["Living Room Lamp"] * 12 + ["Plug 1"] * 8 + ["Porch Light"] * 14 + ["Plug 1"] * 6
-             + ["Coffee Maker"] * 15 + ["Plug 2"] * 5)
+    names = (
+        ["Living Room Lamp"] * 12
+        + ["Plug 1"] * 8
+        + ["Porch Light"] * 14
+        + ["Plug 1"] * 6
+        + ["Coffee Maker"] * 15
+        + ["Plug 2"] * 5
+    )
     return x, names, truth
 
 

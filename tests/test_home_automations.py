@@ -15,13 +15,39 @@ from homeloop.home.ha_schema import validate_automations
 def _hunches():
     rows = []
     for day in range(1, 5):
-        rows.append({"device_id": "ha-1:light.living_room_lamp", "name": "Living Room Lamp", "type": "light",
-                     "local_time": dt.datetime(2026, 3, day, 23, 40 + day), "p_asleep": 0.9, "p_away": 0.0,
-                     "score": 0.8})
-        rows.append({"device_id": "sim-3-d07", "name": "Front Door", "type": "lock",
-                     "local_time": dt.datetime(2026, 3, day, 8, 30), "p_asleep": 0.0, "p_away": 0.9, "score": 0.7})
-    rows.append({"device_id": "sim-3-d09", "name": "Plug 1", "type": "plug",
-                 "local_time": dt.datetime(2026, 3, 1, 1, 0), "p_asleep": 0.9, "p_away": 0.0, "score": 0.9})
+        rows.append(
+            {
+                "device_id": "ha-1:light.living_room_lamp",
+                "name": "Living Room Lamp",
+                "type": "light",
+                "local_time": dt.datetime(2026, 3, day, 23, 40 + day),
+                "p_asleep": 0.9,
+                "p_away": 0.0,
+                "score": 0.8,
+            }
+        )
+        rows.append(
+            {
+                "device_id": "sim-3-d07",
+                "name": "Front Door",
+                "type": "lock",
+                "local_time": dt.datetime(2026, 3, day, 8, 30),
+                "p_asleep": 0.0,
+                "p_away": 0.9,
+                "score": 0.7,
+            }
+        )
+    rows.append(
+        {
+            "device_id": "sim-3-d09",
+            "name": "Plug 1",
+            "type": "plug",
+            "local_time": dt.datetime(2026, 3, 1, 1, 0),
+            "p_asleep": 0.9,
+            "p_away": 0.0,
+            "score": 0.9,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -69,11 +95,18 @@ def test_the_schema_rejects_broken_automations(change, message):
 
 def test_legacy_syntax_is_accepted_and_ids_must_be_unique():
     legacy = {
-        "id": "a1", "alias": "Old style",
+        "id": "a1",
+        "alias": "Old style",
         "trigger": [{"platform": "state", "entity_id": ["light.a", "light.b"], "to": "on", "for": "00:05:00"}],
-        "condition": [{"condition": "or", "conditions": [{"condition": "time", "after": "22:00:00"},
-                                                         {"condition": "numeric_state", "entity_id": "sensor.t",
-                                                          "below": 10}]}],
+        "condition": [
+            {
+                "condition": "or",
+                "conditions": [
+                    {"condition": "time", "after": "22:00:00"},
+                    {"condition": "numeric_state", "entity_id": "sensor.t", "below": 10},
+                ],
+            }
+        ],
         "action": [{"service": "light.turn_off", "target": {"entity_id": "light.a"}}, {"delay": {"minutes": 1}}],
     }
     assert validate_automations([legacy]) == []
