@@ -28,8 +28,9 @@ dataset's ``turns`` and runs in three stages:
    beats the source's by ``min_improvement`` (the registered *target scorer*
    ``"absorption"``; ``"eventual"`` judges by ``B`` as well, which also credits
    a target for the rephrases that follow it when it fails; ``"frequency"``,
-   the baseline, takes the most frequent follow-up and no chain). Optionally (``pool_by="interpretation"``) the chain's states are the NLU
-   interpretations of the utterances, which pools evidence across wordings read the same way.
+   the baseline, takes the most frequent follow-up and no chain). Optionally
+   (``pool_by="interpretation"``) the chain's states are the NLU interpretations
+   of the utterances, which pools evidence across wordings read the same way.
 
 The result is a :class:`RewriteTable`: callable as the simulator's rewriter,
 stored in the operational database as a new version in one transaction
