@@ -10,7 +10,8 @@ utterance's loss never depends on the others in its batch).
   default BiGRU has no per-sample gradients in bookkeeping or ghost clipping.
   Its word vocabulary is public (``vocabulary="public"``: the whole words of the
   pretrained MiniLM's WordPiece vocabulary) or empty (``"none"``, hashed n-grams
-  only): a vocabulary read from the private data (``"data"``) would escape DP-SGD. ``train_embeddings=False`` keeps the n-gram table
+  only): a vocabulary read from the private data (``"data"``) would escape DP-SGD.
+  Its size defaults to :data:`PRIVATE_FAST_ENCODER` (smaller than the ordinary one). ``train_embeddings=False`` keeps the n-gram table
   at its random initialisation (random features, no noise spent on them).
 - ``encoder="minilm"`` fine-tunes privately the task heads and the last
   ``minilm_trainable_layers`` transformer layers; the rest of the pretrained
@@ -84,6 +85,11 @@ class PrivacyRecord:
         return asdict(self)
 
 
+#: the private fast encoder's default size: smaller than the ordinary one, since DP noise grows with the number
+#: of parameters (measured in BENCHMARKS.md)
+PRIVATE_FAST_ENCODER = {"ngram_buckets": 4000, "embedding_dim": 64, "hidden_size": 96}
+
+
 def public_vocabulary() -> list[str]:
     """Whole words of the pretrained MiniLM's WordPiece vocabulary (public, installed with the package)."""
     from homeloop.nlu.encoders import minilm_model_path
@@ -155,6 +161,8 @@ def train_private_nlu(
     params = dict(encoder_params or {})
     if encoder == "fast":
         params.setdefault("context", "cnn")
+        for key, value in PRIVATE_FAST_ENCODER.items():
+            params.setdefault(key, value)
         if vocabulary not in VOCABULARIES:
             raise InvalidInputError(f"vocabulary {vocabulary!r}: expected one of {sorted(VOCABULARIES)}")
         if vocabulary != "data":  # the vocabulary is swapped in before training (see wrap)
