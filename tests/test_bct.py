@@ -11,8 +11,8 @@ from homeloop.errors import InvalidInputError, NotFittedError
 from homeloop.graceful.bct import IntentEmbedder, compatibility_matrix, influence_loss, retrieval_scores
 from homeloop.graceful.experiments import stratified_subset
 
-SCENARIOS = {"alarm", "music", "weather", "calendar", "iot", "play"}
-SMALL = {"hidden_size": 24, "embedding_dim": 24}
+SCENARIOS = {"alarm", "music", "weather", "calendar"}
+SMALL = {"hidden_size": 16, "embedding_dim": 16}
 
 
 def test_retrieval_scores_by_hand():
@@ -65,18 +65,19 @@ def test_bct_makes_new_queries_work_against_an_old_gallery(hwu_small):
     kw = {"embedding_dim": 32, "encoder_params": SMALL, "epochs": 3}
     old = IntentEmbedder(seed=0, **kw).fit(stratified_subset(train, 0.5, seed=0))
     new_plain = IntentEmbedder(seed=1, **kw).fit(train)
-    new_bct = IntentEmbedder(seed=1, **kw).fit(train, old=old)
-    device = IntentEmbedder(seed=2, embedding_dim=32, encoder_params={"hidden_size": 8, "embedding_dim": 8}, epochs=3)
+    new_bct = IntentEmbedder(seed=2, **kw).fit(train, old=old)
+    device = IntentEmbedder(seed=3, embedding_dim=32, encoder_params={"hidden_size": 8, "embedding_dim": 8}, epochs=3)
     device.fit(train, old=new_bct)
     m = compatibility_matrix({"old": old, "new": new_plain, "bct": new_bct, "device": device}, test, train)
+    top1 = {(q, g): v["top1"] for q, row in m.items() for g, v in row.items()}
+    print(top1)
     n_intents = len({u.intent for u in train})
-    chance = 1 / n_intents
-    # a plain new model's space is unrelated to the old one: cross retrieval is near chance
-    assert m["new"]["old"]["top1"] < 5 * chance
-    # the BCT model's queries find the old gallery's intents, far above the plain model's
-    assert m["bct"]["old"]["top1"] > 0.5 and m["bct"]["old"]["top1"] > 5 * m["new"]["old"]["top1"]
+    # a plain new model's space is unrelated to the old one: cross retrieval is near chance (1 / intents)
+    assert top1["new", "old"] < 3 / n_intents
+    # the BCT model's queries find the old gallery's intents, nearly as well as the old model's own queries
+    assert top1["bct", "old"] > 0.6 * top1["old", "old"] > 5 / n_intents
     # and the small device model's queries work against the large model's gallery
-    assert m["device"]["bct"]["top1"] > 0.5 and m["device"]["bct"]["top1"] > 5 * m["new"]["old"]["top1"]
+    assert top1["device", "bct"] > 0.6 * top1["bct", "bct"]
     assert new_bct.compatible_with_ == {"encoder": "fast", "embedding_dim": 32, "labels": n_intents}
     assert new_plain.compatible_with_ is None
     embeddings = new_bct.embed(["wake me up at seven", "play some jazz"])
