@@ -62,7 +62,7 @@ def minilm_features(utterances, *, batch_size: int = 64) -> torch.Tensor:
 
 
 def train_probe(
-    features, labels, n_classes: int, *, epsilon: float, epochs: int, seed: int
+    features, labels, n_classes: int, *, epsilon: float, epochs: int, seed: int, max_grad_norm: float | str = "auto"
 ) -> tuple[torch.nn.Module, dict | None]:
     """A linear intent classifier on frozen features, through homeloop's ``fit`` (and ``make_private``)."""
     import torch.nn.functional as F
@@ -89,6 +89,7 @@ def train_probe(
         epochs=epochs,
         target_epsilon=epsilon,
         batch_size="auto",
+        max_grad_norm=max_grad_norm,
         per_example_loss=per_example,
         seed=seed,
     )
@@ -115,15 +116,26 @@ def train_probe(
     }
 
 
-def probe_rows(train, test, epsilons, *, epochs: int, seed: int) -> list[dict]:
+def probe_rows(
+    train, test, epsilons, *, epochs: int, seed: int, max_grad_norm: float | str = "auto", cache: str | None = None
+) -> list[dict]:
+    import os
+
     intents = sorted({u.intent for u in train})
     index = {name: i for i, name in enumerate(intents)}
-    x_train, x_test = minilm_features(train), minilm_features(test)
+    if cache and os.path.exists(cache):
+        x_train, x_test = torch.load(cache)
+    else:
+        x_train, x_test = minilm_features(train), minilm_features(test)
+        if cache:
+            torch.save((x_train, x_test), cache)
     y_train = [index[u.intent] for u in train]
     rows = []
     for eps in epsilons:
         started = time.perf_counter()
-        probe, record = train_probe(x_train, y_train, len(intents), epsilon=eps, epochs=epochs, seed=seed)
+        probe, record = train_probe(
+            x_train, y_train, len(intents), epsilon=eps, epochs=epochs, seed=seed, max_grad_norm=max_grad_norm
+        )
         with torch.no_grad():
             predicted = probe(x_test).argmax(1).tolist()
         acc = sum(intents[p] == u.intent for p, u in zip(predicted, test, strict=True)) / len(test)
@@ -141,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", default=["fast", "minilm-probe"], choices=["fast", "minilm-probe"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--probe-epochs", type=int, default=20)
+    parser.add_argument("--probe-clip", default="auto", help="the probe's clipping norm (a number or 'auto')")
+    parser.add_argument("--feature-cache", default=None, help="folder to keep the MiniLM features in between runs")
     parser.add_argument("--max-train", type=int, default=10000, help="subsample the training split to this size")
     parser.add_argument("--encoder-size", choices=["small", "default"], default="small")
     parser.add_argument("--seed", type=int, default=0)
@@ -169,7 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for kind in args.models:
             if kind == "minilm-probe":
-                rows = probe_rows(train, test, args.epsilons, epochs=args.probe_epochs, seed=args.seed)
+                clip = args.probe_clip if args.probe_clip == "auto" else float(args.probe_clip)
+                cache = f"{args.feature_cache}/{name}-{len(train)}.pt" if args.feature_cache else None
+                rows = probe_rows(
+                    train,
+                    test,
+                    args.epsilons,
+                    epochs=args.probe_epochs,
+                    seed=args.seed,
+                    max_grad_norm=clip,
+                    cache=cache,
+                )
             else:
                 rows = []
                 for eps in args.epsilons:
