@@ -145,3 +145,24 @@ def test_learn_and_evaluate_rewrites_from_the_command_line(workspace, fast_nlu):
     assert out.exit_code == 0, out.output
     offline = json.loads(out.stdout)
     assert offline["requests_a_rewrite_would_touch"] > 0 and offline["coverage_requests"] > 0
+
+
+def test_rewrite_loop_publishes_and_gives_a_report_section(mined, fast_nlu, database_url, tmp_path):
+    from homeloop.db import open_database
+    from homeloop.report import new_report_dir, write_report
+    from homeloop.selflearn.replay import rewrite_loop
+    from homeloop.selflearn.rewrites import load_rewrite_table
+
+    lake, _ = mined
+    db = open_database(database_url)
+    try:
+        held_out = WorldConfig(homes=5, days=3, seed=3, first_home=3000)
+        table, replay, figures = rewrite_loop(lake, "train", held_out, nlu=fast_nlu, db=db, min_support=2)
+        assert figures["version"] == 1 and load_rewrite_table(db).rewrites == table.rewrites
+    finally:
+        db.dispose()
+    section = rewrites_report_section(table, replay, mining_figures=figures)
+    assert [caption for caption, _, _ in section.tables][1].startswith("Examples of learned rewrites")
+    assert len(section.tables[1][2]) == min(12, len(table))
+    index = write_report(new_report_dir(tmp_path), [section], name="r", title="t")
+    assert "Self-learning: rewrites" in index.read_text()
