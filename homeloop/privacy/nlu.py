@@ -180,7 +180,18 @@ def train_private_nlu(
     loss = partial(per_example_joint_loss, slot_loss_weight=model.slot_loss_weight)
     started = time.perf_counter()
     if target_epsilon == float("inf"):
-        model.fit(utterances, callbacks=callbacks, loss_fn=lambda net, batch: loss(net, batch).mean())
+
+        def same_vocabulary(network: nn.Module, optimizer: torch.optim.Optimizer, loader: Any):
+            if encoder == "fast" and vocabulary != "data":
+                _use_vocabulary(network, optimizer, VOCABULARIES[vocabulary]())
+            return network, optimizer, loader
+
+        model.fit(
+            utterances,
+            callbacks=callbacks,
+            loss_fn=lambda net, batch: loss(net, batch).mean(),
+            wrap=same_vocabulary,
+        )
         model.privacy_ = None
         return model, None
     if not (isinstance(target_epsilon, (int, float)) and target_epsilon > 0):
