@@ -7,6 +7,7 @@ The steps are library functions so that scripts can run them one by one:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -27,7 +28,7 @@ from homeloop.report import figures as figs
 from homeloop.workspace import Workspace
 from homeloop.world import SimulationResult, WorldConfig, simulate_to_lake
 
-__all__ = ["DEMO_CONFIG", "assistant_nlu", "run_demo", "simulate_into", "train_assistant_nlu"]
+__all__ = ["DEMO_CONFIG", "assistant_nlu", "held_out_world", "run_demo", "simulate_into", "train_assistant_nlu"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -181,6 +182,7 @@ def run_demo(
             figures=[("timeline.png", f"Device timelines of home {home_id}")],
         )
     )
+    loop = _self_learning(ws, config, model, staging, sections, progress)
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
     counts = Counter(u.intent for u in load_hwu64("test"))
     if per_intent:
@@ -208,4 +210,50 @@ def run_demo(
         },
         "simulation": sim,
         "defects": defects,
+        **loop,
+    }
+
+
+def held_out_world(config: WorldConfig, *, homes: int | None = None, days: int | None = None) -> WorldConfig:
+    """New residents on later days of ``config``'s world: other homes, the days after it, the same recogniser."""
+    return dataclasses.replace(
+        config,
+        homes=homes or max(1, config.homes // 2),
+        days=days or config.days,
+        first_home=config.first_home + 100_000,
+        start=config.start + dt.timedelta(days=config.days),
+    )
+
+
+def _self_learning(ws: Workspace, config: WorldConfig, nlu, staging: Path, sections: list, progress) -> dict[str, Any]:
+    """Defects from implicit feedback, rewrites mined from rephrase chains, replayed on held-out residents."""
+    from homeloop.db import open_database
+    from homeloop.selflearn import (
+        defects_report_section,
+        label_defects,
+        rewrites_report_section,
+        save_defect_model,
+        train_defect_model_on_truth,
+    )
+    from homeloop.selflearn.replay import rewrite_loop
+
+    lake = Lake(ws.lake)
+    defect_model, held_out = train_defect_model_on_truth(lake, "sim")
+    save_defect_model(defect_model, ws.models, metrics=held_out, training_data={"dataset": "sim"})
+    label_defects(lake, "sim", model=defect_model)
+    sections.append(defects_report_section(ws, dataset="sim", held_out=held_out, report_dir=staging))
+    with open_database(ws.database_url) as db:
+        table, replay, mining = rewrite_loop(lake, "sim", held_out_world(config), nlu=nlu, db=db, progress=progress)
+    sections.append(rewrites_report_section(table, replay, mining_figures=mining))
+    f = replay.figures
+    return {
+        "defect_model": {k: held_out.get(k) for k in ("model", "rules") if k in held_out},
+        "rewrites": {
+            "in_table": len(table),
+            "table_version": mining.get("version"),
+            "wins": f.get("wins"),
+            "losses": f.get("losses"),
+            "defect_rate_triggered": [f.get("defect_rate_triggered_without"), f.get("defect_rate_triggered_with")],
+            "defect_rate_all": [f.get("defect_rate_without"), f.get("defect_rate_with")],
+        },
     }

@@ -44,11 +44,18 @@ def test_demo_writes_a_report_with_figures(ws_with_nlu):
     index = ws_with_nlu.reports / "demo" / "index.html"
     assert summary["report"] == str(index)
     html = unescape(index.read_text())
-    for section in ("Defects by failure point", "One home's devices", "The assistant's NLU"):
+    for section in (
+        "Defects by failure point",
+        "One home's devices",
+        "The assistant's NLU",
+        "Defects found from implicit feedback",
+        "Self-learning: rewrites from rephrase chains",
+    ):
         assert section in html
     for png in ("defects.png", "timeline.png", "nlu.png"):
         assert (index.parent / png).stat().st_size > 5000
     assert 0 < summary["defects"]["defect_rate"] < 1
+    assert summary["rewrites"]["table_version"] == 1 and summary["rewrites"]["losses"] >= 0
     assert not list(ws_with_nlu.reports.glob(".staging-*"))
 
 
