@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from homeloop.db.database import Database, alembic_config, head_revision, open_database, safe_url
 from homeloop.db.ingestions import IngestionRecord, list_ingestions, record_ingestion
-from homeloop.db.models import Base, Ingestion, Model, ModelStatus, Rewrite, utcnow
 from homeloop.db.model_updates import GateReport, ModelPromotion, PromotionAction
+from homeloop.db.models import Base, Ingestion, Model, ModelStatus, Rewrite, utcnow
 from homeloop.db.registry import GateReportRecord, ModelRecord, ModelRegistry, PromotionRecord
 
 __all__ = [
