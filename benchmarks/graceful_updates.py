@@ -112,6 +112,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["hwu64", "clinc150"], choices=sorted(LOADERS))
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the fast encoder (default: its own)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lqf-epochs", type=int, default=20, help="epochs of head fine-tuning (both methods)")
+    parser.add_argument(
+        "--lqf-sizes", nargs="+", default=["full", "10", "5"], help="training sets: full or k per intent"
+    )
     parser.add_argument("--bct-old-fraction", type=float, default=0.5, help="share of the data the old embedder sees")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument(
@@ -156,7 +160,8 @@ def main() -> None:
         from homeloop.graceful.lqf import lqf_experiment
 
         log("lqf: HWU64 head on MiniLM sentence embeddings")
-        results["lqf"] = lqf_experiment(backbone_epochs=args.epochs, progress=log)
+        sizes = [None if k == "full" else int(k) for k in args.lqf_sizes]
+        results["lqf"] = lqf_experiment(backbone_epochs=args.epochs, sizes=sizes, epochs=args.lqf_epochs, progress=log)
         print_lqf(results["lqf"])
     results["seconds"] = time.perf_counter() - started
     save()
