@@ -14,14 +14,16 @@ Parts (``--parts``, default all):
   queries: test utterances, 1-NN intent accuracy and mAP): the compatibility
   matrix M(query model, gallery model) for old, new-plain and new-BCT models,
   and a small on-device model made compatible with the large one.
-- ``lqf``: linearised quadratic fine-tuning of the NLU head on frozen MiniLM
-  sentence embeddings (head pretrained on CLINC150) vs standard fine-tuning, on
-  HWU64 full and 5 / 10 examples per intent.
+- ``lqf``: linearised quadratic fine-tuning of the NLU head on the frozen
+  sentence vectors of a fast NLU trained on HWU64 (head pre-trained on HWU64's
+  intents), fine-tuned to CLINC150's intents, vs standard fine-tuning and a
+  linear probe, on CLINC150's full train split and 10 / 5 examples per intent.
 
 Run::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graceful_updates.py --parts pc --out graceful.json
-    python benchmarks/graceful_updates.py --parts bct lqf --datasets hwu64
+    python benchmarks/graceful_updates.py --parts bct lqf --datasets hwu64 --epochs 4
+    python benchmarks/graceful_updates.py --parts pc --datasets clinc150 --variants plain "pc-lm w=0.1"
 
 Results are printed as tables and written as JSON to ``--out``.
 """
@@ -159,7 +161,7 @@ def main() -> None:
     if "lqf" in args.parts:
         from homeloop.graceful.lqf import lqf_experiment
 
-        log("lqf: HWU64 head on MiniLM sentence embeddings")
+        log("lqf: a head on a fast NLU's sentence vectors, HWU64 -> CLINC150")
         sizes = [None if k == "full" else int(k) for k in args.lqf_sizes]
         results["lqf"] = lqf_experiment(backbone_epochs=args.epochs, sizes=sizes, epochs=args.lqf_epochs, progress=log)
         print_lqf(results["lqf"])
