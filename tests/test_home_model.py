@@ -86,7 +86,9 @@ def test_hunches_and_automatic_actions_against_forgotten_devices(world):
         assert result[name]["slot_auc"] > 0.7, (name, result[name])
     curve = result["transfer"]["_curve"]
     assert {"threshold", "precision", "recall", "actions"} <= set(curve.columns)
-    assert curve["recall"].dropna().is_monotonic_decreasing
+    assert curve["recall"].dropna().between(0, 1).all()
+    # fewer on-periods act as the threshold rises (recall need not fall: a lower threshold can act too early)
+    assert curve.sort_values("threshold")["actions"].is_monotonic_decreasing
     cands = result["_candidates"]["test"]
     again = forgotten_labels(history, cands, forgotten)
     np.testing.assert_array_equal(again, result["_labels"]["test"])
