@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--cached-only", action="store_true", help="skip the uncached baseline (for big runs)")
     ap.add_argument("--model", help="a saved NLU model folder to use instead of training one")
     ap.add_argument("--chunk-homes", type=int, default=200, help="homes lived (and held in memory) at a time")
+    ap.add_argument("--workers", type=int, default=1, help="processes living chunks of homes side by side")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.model) if args.model else IntentSlotModel(encoder="fast", seed=0).fit(load_hwu64("train"))
@@ -46,13 +47,15 @@ def main() -> None:
             if name == "uncached" and args.cached_only:
                 continue
             t0 = time.perf_counter()
-            figures = simulate_to_lake(config, lake, name, nlu=model, cache_nlu=cache, chunk_homes=args.chunk_homes)
+            figures = simulate_to_lake(
+                config, lake, name, nlu=model, cache_nlu=cache, chunk_homes=args.chunk_homes, workers=args.workers
+            )
             seconds = time.perf_counter() - t0
             runs[name] = {
                 "turns": figures["turns"],
                 "seconds": round(seconds, 2),
                 "turns_per_second": round(figures["turns"] / seconds, 1),
-                "distinct_nlu_texts": figures["distinct_nlu_texts"],
+                "nlu_texts_read": figures["nlu_texts_read"],
             }
         if "uncached" in runs:
             same = lake.read("cached", "truth_turns", columns=["turn_id", "success"]).sort_by("turn_id")
@@ -63,6 +66,7 @@ def main() -> None:
         "days": args.days,
         "runs": runs,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
     if "uncached" in runs:
         out["speedup_cached_over_uncached"] = round(runs["uncached"]["seconds"] / runs["cached"]["seconds"], 2)

@@ -22,7 +22,7 @@ from homeloop.data.lake import Lake
 from homeloop.datasets import load_hwu64
 from homeloop.errors import MissingInputError
 from homeloop.nlu import IntentSlotModel, evaluate
-from homeloop.nlu.artifacts import latest_model_path, load_model, save_model
+from homeloop.nlu.artifacts import load_model, save_model
 from homeloop.report import Section, new_report_dir, write_report
 from homeloop.report import figures as figs
 from homeloop.workspace import Workspace
@@ -79,10 +79,13 @@ def assistant_nlu(
     retrain: bool = False,
     callbacks: tuple = (),
 ) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
-    """The assistant's NLU: the newest saved model of the workspace, or a new one (:func:`train_assistant_nlu`)."""
+    """The assistant's NLU as served: the workspace's promoted model (the newest saved one while nothing is
+    promoted), or a new one (:func:`train_assistant_nlu`)."""
+    from homeloop.graceful.gate import serving_model_path
+
     if not retrain:
         try:
-            path = latest_model_path(ws.models)
+            path = serving_model_path(ws)
         except MissingInputError:
             pass
         else:
@@ -183,6 +186,7 @@ def run_demo(
         )
     )
     loop = _self_learning(ws, config, model, staging, sections, progress)
+    gate = _graceful_update(ws, staging, sections)
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
     counts = Counter(u.intent for u in load_hwu64("test"))
     if per_intent:
@@ -211,7 +215,18 @@ def run_demo(
         "simulation": sim,
         "defects": defects,
         **loop,
+        "update_gate": gate,
     }
+
+
+def _graceful_update(ws: Workspace, staging: Path, sections: list) -> dict[str, Any]:
+    """A positive-congruent update of the NLU, proposed to the update gate and promoted only if it passes."""
+    from homeloop.graceful.report import demo_update, graceful_report_section
+
+    gate = demo_update(ws)
+    sections.append(graceful_report_section(staging, gate=gate))
+    failed = [c["name"] for c in gate.get("checks", []) if not c["passed"]]
+    return {"passed": gate.get("passed"), "promoted": gate.get("promoted"), "failed_checks": failed}
 
 
 def held_out_world(config: WorldConfig, *, homes: int | None = None, days: int | None = None) -> WorldConfig:

@@ -50,12 +50,15 @@ def test_demo_writes_a_report_with_figures(ws_with_nlu):
         "The assistant's NLU",
         "Defects found from implicit feedback",
         "Self-learning: rewrites from rephrase chains",
+        "Graceful model updates",
     ):
         assert section in html
     for png in ("defects.png", "timeline.png", "nlu.png"):
         assert (index.parent / png).stat().st_size > 5000
     assert 0 < summary["defects"]["defect_rate"] < 1
     assert summary["rewrites"]["table_version"] == 1 and summary["rewrites"]["losses"] >= 0
+    gate = summary["update_gate"]
+    assert gate["promoted"] == gate["passed"] and (gate["passed"] or gate["failed_checks"])
     assert not list(ws_with_nlu.reports.glob(".staging-*"))
 
 

@@ -156,8 +156,9 @@ def _sorted(table):
     return table.sort_by([(k, "ascending") for k in schema_table(name).key])
 
 
-def test_streaming_in_chunks_gives_the_same_world(world, fast_nlu, lake):
-    figures = simulate_to_lake(CONFIG, lake, "sim", nlu=fast_nlu, chunk_homes=7)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streaming_in_chunks_gives_the_same_world(world, fast_nlu, lake, workers):
+    figures = simulate_to_lake(CONFIG, lake, "sim", nlu=fast_nlu, chunk_homes=7, workers=workers)
     assert figures["turns"] == world.tables["turns"].num_rows
     for name in ("homes", "devices", "device_events", "truth_turns", "truth_devices"):
         assert _sorted(lake.read("sim", name)).equals(_sorted(world.tables[name])), name

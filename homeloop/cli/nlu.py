@@ -73,12 +73,14 @@ def train(
 
 
 def _load(ctx: typer.Context, model_path: Path | None):
-    """The saved model at ``model_path``, or the workspace's newest; a clear error when there is none."""
+    """The saved model at ``model_path``, or the workspace's served one (promoted, else newest); a clear error
+    when there is none."""
     from homeloop.errors import HomeloopError
-    from homeloop.nlu import latest_model_path, load_model
+    from homeloop.graceful.gate import serving_model_path
+    from homeloop.nlu import load_model
 
     try:
-        return load_model(model_path if model_path is not None else latest_model_path(_common.workspace(ctx).models))
+        return load_model(model_path if model_path is not None else serving_model_path(_common.workspace(ctx)))
     except HomeloopError as exc:
         raise _common.fail(str(exc)) from None
 

@@ -184,20 +184,67 @@ def simulate_to_lake(
     progress: Callable[[str, int, int], None] | None = None,
     cache_nlu: bool = True,
     chunk_homes: int = 200,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Simulate ``config`` straight into ``lake`` as ``dataset``, replacing an older dataset of that name.
 
     Each chunk of homes is written as soon as it is lived, so memory stays that of
     one chunk however big the world. The tables go to a hidden staging dataset that
     takes ``dataset``'s place only when the whole world is written: a crash part-way
-    leaves the older dataset as it was. Returns the run's figures.
+    leaves the older dataset as it was. ``workers`` > 1 lives chunks in that many
+    forked processes (each with its own NLU cache; the world is the same, only the
+    NLU's confidences may differ in the 7th digit with what shares a batch).
+    Returns the run's figures.
     """
+    if workers < 1:
+        raise InvalidInputError(f"workers: expected at least 1, got {workers}")
     run = _Run(config, nlu=nlu, rewriter=rewriter, cache_nlu=cache_nlu, progress=progress)
     with lake.staging(dataset) as staging:
-        for tables in run.chunks(chunk_homes):
-            for name, tbl in tables.items():
-                lake.write(staging, name, tbl)
+        if workers == 1:
+            for tables in run.chunks(chunk_homes):
+                for name, tbl in tables.items():
+                    lake.write(staging, name, tbl)
+        else:
+            _in_processes(run, lake, staging, chunk_homes, workers)
     return run.figures()
+
+
+_FORKED: tuple | None = None  # what forked workers inherit: (run, lake, staging dataset, chunk size)
+
+
+def _in_processes(run: _Run, lake, staging: str, chunk_homes: int, workers: int) -> None:
+    import multiprocessing
+
+    global _FORKED
+    if chunk_homes < 1:
+        raise InvalidInputError(f"chunk_homes: expected at least 1, got {chunk_homes}")
+    _FORKED = (run, lake, staging, chunk_homes)
+    starts = range(0, len(run.homes), chunk_homes)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(starts))) as pool:
+            for counts, seconds in pool.imap_unordered(_forked_chunk, starts):
+                for k, v in counts.items():
+                    run.counts[k] += v
+                for k, v in seconds.items():
+                    run.seconds[k] += v
+                if run.progress:
+                    run.progress("homes", run.counts["homes_done"], len(run.homes))
+    finally:
+        _FORKED = None
+
+
+def _forked_chunk(lo: int) -> tuple[dict[str, int], dict[str, float]]:
+    import torch
+
+    assert _FORKED is not None
+    run, lake, staging, chunk_homes = _FORKED
+    torch.set_num_threads(1)
+    run.progress = None
+    before_counts, before_seconds = dict(run.counts), dict(run.seconds)
+    for name, tbl in run._chunk(run.homes[lo : lo + chunk_homes]).items():
+        lake.write(staging, name, tbl)
+    counts = {k: v - before_counts[k] for k, v in run.counts.items()}
+    return counts, {k: v - before_seconds[k] for k, v in run.seconds.items()}
 
 
 class _Run:
@@ -220,7 +267,7 @@ class _Run:
             personal_probability=config.personal_probability,
         )
         self.cache: dict[str, tuple[str | None, float | None, tuple]] = {}
-        self.counts = {"goals": 0, "turns": 0, "device_events": 0, "homes_done": 0}
+        self.counts = {"goals": 0, "turns": 0, "device_events": 0, "homes_done": 0, "nlu_texts": 0}
         self.seconds = {"routines": 0.0, "conversations": 0.0, "assemble": 0.0}
 
     def chunks(self, chunk_homes: int) -> Iterator[dict[str, pa.Table]]:
@@ -235,6 +282,7 @@ class _Run:
         else:  # the baseline: every turn's text through the NLU again
             self.cache.clear()
             todo = list(texts)
+        self.counts["nlu_texts"] += len(todo)
         for start in range(0, len(todo), 4096):
             batch = todo[start : start + 4096]
             for text, pred in zip(batch, self.nlu.predict(batch), strict=True):
@@ -357,7 +405,7 @@ class _Run:
             "goals": self.counts["goals"],
             "turns": turns,
             "device_events": self.counts["device_events"],
-            "distinct_nlu_texts": len(self.cache),
+            "nlu_texts_read": self.counts["nlu_texts"],
             "seconds": round(elapsed, 2),
             **{f"seconds_{k}": round(v, 2) for k, v in self.seconds.items()},
             "turns_per_second": round(turns / elapsed, 1) if elapsed else None,
