@@ -23,7 +23,9 @@ import torch
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", default=None, help="Workspace (default: a temporary one; the NLU is cached there)")
+    parser.add_argument(
+        "--workspace", default=None, help="Workspace (default: a temporary one; the NLU is cached there)"
+    )
     parser.add_argument("--homes", type=int, default=60)
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--seed", type=int, default=1, help="Seed of the simulated world")

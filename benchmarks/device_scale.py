@@ -88,8 +88,14 @@ def main(argv: list[str] | None = None) -> dict:
     out["seconds_fit_hour_of_week_prior"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    model = DeviceStateModel(text_encoder=args.text_encoder, epochs=args.epochs, batch_size=args.batch_size,
-                             samples_per_device=args.samples_per_device, validation_fraction=0.0, seed=0)
+    model = DeviceStateModel(
+        text_encoder=args.text_encoder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        samples_per_device=args.samples_per_device,
+        validation_fraction=0.0,
+        seed=0,
+    )
     model.fit(history, days)  # fmt: skip
     out["seconds_fit_model"] = time.perf_counter() - t
     out["training_queries"] = args.samples_per_device * int(sum(h.has_events.sum() for h in history.homes))

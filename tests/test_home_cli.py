@@ -51,9 +51,9 @@ def test_recorder_to_hunches_rooms_archetypes_and_automations(ha, tmp_path):
     assert sum(a["devices"] for a in archetypes["archetypes"]) == archetypes["devices"] == len(ha.entities) - 2
 
 
-def test_hunches_without_a_trained_model_say_what_to_do(tmp_path):
+def test_training_on_a_missing_dataset_says_what_is_missing(tmp_path):
     from homeloop.cli import app
 
     result = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "home", "train", "--dataset", "none"])
     assert result.exit_code != 0
-    assert "device_events" in str(result.exception) or "missing" in result.output
+    assert "dataset 'none'" in str(result.exception) and "ingest device history first" in str(result.exception)

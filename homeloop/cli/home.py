@@ -123,9 +123,15 @@ def hunches(
     figures = {
         "dataset": dataset,
         "hunches": [
-            {"device_id": r.device_id, "name": r.name, "local_time": r.local_time.isoformat(timespec="minutes"),
-             "expected_on": round(float(r.expected_on), 3), "p_asleep": round(float(r.p_asleep), 3),
-             "p_away": round(float(r.p_away), 3), "score": round(float(r.score), 3)}
+            {
+                "device_id": r.device_id,
+                "name": r.name,
+                "local_time": r.local_time.isoformat(timespec="minutes"),
+                "expected_on": round(float(r.expected_on), 3),
+                "p_asleep": round(float(r.p_asleep), 3),
+                "p_away": round(float(r.p_away), 3),
+                "score": round(float(r.score), 3),
+            }
             for r in found.itertuples()
         ],  # fmt: skip
         "suggested_automations": [s.title for s in suggestions],
@@ -152,8 +158,9 @@ def rooms(
     evaluation = evaluate_rooms(fine, embeddings=embeddings)
     figures = {
         "dataset": dataset,
-        "guesses": {g.device_id: {"room": g.room, "runner_up": g.runner_up, "margin": round(g.margin, 3)}
-                    for g in guesses},  # fmt: skip
+        "guesses": {
+            g.device_id: {"room": g.room, "runner_up": g.runner_up, "margin": round(g.margin, 3)} for g in guesses
+        },  # fmt: skip
         "leave_one_out": {k: v for k, v in evaluation.items() if k != "guesses"},
     }
     _common.emit(figures, as_json=as_json, title=f"home rooms {dataset}")
