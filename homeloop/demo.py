@@ -186,6 +186,7 @@ def run_demo(
         )
     )
     loop = _self_learning(ws, config, model, staging, sections, progress)
+    sections.append(_smart_home(ws, staging))
     gate = _graceful_update(ws, staging, sections)
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
     counts = Counter(u.intent for u in load_hwu64("test"))
@@ -217,6 +218,16 @@ def run_demo(
         **loop,
         "update_gate": gate,
     }
+
+
+def _smart_home(ws: Workspace, staging: Path):
+    """Device embeddings, archetypes, rooms and hunches on the simulated homes and the real houses A and D."""
+    from homeloop.home import home_report_section
+
+    # light settings (hashed name vectors, fewer samples and epochs) keep the demo to minutes
+    return home_report_section(
+        ws, staging, dataset="sim", houses_dataset="houses", text_encoder="hashing", samples_per_device=300, epochs=6
+    )
 
 
 def _graceful_update(ws: Workspace, staging: Path, sections: list) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def test_demo_writes_a_report_with_figures(ws_with_nlu):
         "Defects found from implicit feedback",
         "Self-learning: rewrites from rephrase chains",
         "Graceful model updates",
+        "Smart home: device embeddings, archetypes, rooms and hunches",
     ):
         assert section in html
     for png in ("defects.png", "timeline.png", "nlu.png"):
