@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -33,7 +33,7 @@ from homeloop.nlu.encoders import ENCODERS
 from homeloop.nlu.model import IntentSlotModel, JointIntentSlotNetwork
 from homeloop.training import TrainingHistory
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "latest_model_path", "list_versions", "load_model", "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "latest_model_path", "list_versions", "load_model", "save_model", "save_version"]
 
 FORMAT = "homeloop.nlu.intent_slot"
 FORMAT_VERSION = 1
@@ -82,21 +82,17 @@ def save_model(
     with what ``fit`` recorded) go into ``metadata.json``.
     """
     model._check_fitted()
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-        raise ArtifactError(f"model name {name!r}: expected letters, digits, '_', '-' or '.'")
-    root = Path(models_dir) / name
-    root.mkdir(parents=True, exist_ok=True)
     network = model.network_
     encoder = network.encoder
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
+
+    def write(tmp: Path) -> dict[str, Any]:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         encoder.save_files(tmp / "encoder")
         (tmp / "encoder").mkdir(exist_ok=True)
         model_json = {"intents": model.intents_, "slot_tags": model.slot_tags_, "encoder_config": encoder.config()}
         (tmp / "model.json").write_text(json.dumps(model_json))
-        meta: dict[str, Any] = {
+        return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "name": name,
@@ -116,6 +112,26 @@ def save_model(
             "n_slot_tags": len(model.slot_tags_),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    return save_version(models_dir, name, write)
+
+
+def save_version(models_dir: str | os.PathLike[str], name: str, write: Callable[[Path], dict[str, Any]]) -> Path:
+    """Publish a model artefact as the next version ``<models_dir>/<name>/v<N>/`` and return that folder.
+
+    ``write(folder)`` writes the artefact's files into a hidden staging folder and
+    returns its metadata, which goes into ``metadata.json`` with the version
+    number. The folder becomes ``v<N>`` in one rename, so readers never see a
+    half-written version, and a failure leaves nothing behind; two writers at
+    once get different numbers.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+        raise ArtifactError(f"model name {name!r}: expected letters, digits, '_', '-' or '.'")
+    root = Path(models_dir) / name
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        meta = dict(write(tmp))
         for _attempt in range(1000):
             versions = list_versions(models_dir, name=name)
             number = int(versions[-1].name[1:]) + 1 if versions else 1

@@ -30,7 +30,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -380,16 +379,14 @@ def save_defect_model(
     training_data: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` as the next version ``<models_dir>/defects/v<N>/`` (metadata.json + model.pkl)."""
-    from homeloop.nlu.artifacts import _homeloop_version
+    from homeloop.nlu.artifacts import _homeloop_version, save_version
 
     model._check_fitted()
-    root = Path(models_dir) / DEFECT_MODEL_NAME
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
+
+    def write(tmp: Path) -> dict[str, Any]:
         with open(tmp / "model.pkl", "wb") as fh:
             pickle.dump(model, fh)
-        meta = {
+        return {
             "format": "homeloop-defect-model",
             "format_version": _FORMAT_VERSION,
             "homeloop_version": _homeloop_version(),
@@ -400,26 +397,8 @@ def save_defect_model(
             "training_data": dict(training_data or {}),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        from homeloop.nlu.artifacts import list_versions
 
-        while True:
-            versions = list_versions(models_dir, name=DEFECT_MODEL_NAME)
-            number = int(versions[-1].name[1:]) + 1 if versions else 1
-            meta["version"] = number
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
-            target = root / f"v{number}"
-            if target.exists():
-                continue
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if target.exists():
-                    continue
-                raise
-            return target
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return save_version(models_dir, DEFECT_MODEL_NAME, write)
 
 
 def load_defect_model(path: str | os.PathLike[str]) -> DefectModel:

@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -584,18 +582,16 @@ def save_rephrase_model(
     ``metadata.json``, ``weights.safetensors`` and ``encoder/`` (tokenizer and transformer config)."""
     from safetensors.torch import save_file
 
-    from homeloop.nlu.artifacts import _homeloop_version, list_versions
+    from homeloop.nlu.artifacts import _homeloop_version, save_version
 
     detector._check_fitted()
-    root = Path(models_dir) / REPHRASE_MODEL_NAME
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
+
+    def write(tmp: Path) -> dict[str, Any]:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in detector.network_.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         detector.tokenizer_.save_pretrained(str(tmp / "encoder"))
         detector.network_.transformer.config.save_pretrained(str(tmp / "encoder"))
-        meta = {
+        return {
             "format": "homeloop-rephrase-model",
             "format_version": _FORMAT_VERSION,
             "homeloop_version": _homeloop_version(),
@@ -605,24 +601,8 @@ def save_rephrase_model(
             "training_seconds": round(getattr(detector, "training_seconds_", 0.0), 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        while True:
-            versions = list_versions(models_dir, name=REPHRASE_MODEL_NAME)
-            number = int(versions[-1].name[1:]) + 1 if versions else 1
-            meta["version"] = number
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
-            target = root / f"v{number}"
-            if target.exists():
-                continue
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if target.exists():
-                    continue
-                raise
-            return target
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return save_version(models_dir, REPHRASE_MODEL_NAME, write)
 
 
 def load_rephrase_model(path: str | os.PathLike[str]) -> SpanRephraseDetector:
