@@ -31,9 +31,28 @@ def register(app: typer.Typer) -> None:
             _common.emit(summary, as_json=True)
             return
         d, s, n = summary["defects"], summary["simulation"], summary["nlu"]
-        _common.console.print(
+        lines = [
             f"[bold]homeloop demo[/]: {s['homes']} homes, {s['turns']} turns in {s['seconds']} s; "
             f"NLU intent accuracy {100 * (n['intent_accuracy'] or 0):.1f}% (HWU64 test); "
-            f"{100 * d['defect_rate']:.1f}% of requests failed, {100 * d['goal_success_rate']:.1f}% of goals met.\n"
-            f"report: {summary['report']}"
-        )
+            f"{100 * d['defect_rate']:.1f}% of requests failed, {100 * d['goal_success_rate']:.1f}% of goals met."
+        ]
+        dm = summary.get("defect_model", {})
+        if "model" in dm and "rules" in dm:
+            lines.append(
+                f"defects from implicit feedback (held-out homes): AUC {dm['model']['auc']:.3f} "
+                f"against {dm['rules']['auc']:.3f} for the rules"
+            )
+        rw = summary.get("rewrites")
+        if rw:
+            before, after = rw["defect_rate_triggered"]
+            cut = f"; defect rate where one fired {100 * before:.1f}% -> {100 * after:.1f}%" if before else ""
+            lines.append(
+                f"rewrites: {rw['in_table']} learned; on held-out residents {rw['wins']} wins, "
+                f"{rw['losses']} losses{cut}"
+            )
+        gate = summary.get("update_gate")
+        if gate:
+            verdict = "passed, promoted" if gate["promoted"] else f"refused ({', '.join(gate['failed_checks'])})"
+            lines.append(f"NLU update through the gate: {verdict}")
+        lines.append(f"report: {summary['report']}")
+        _common.console.print("\n".join(lines))
