@@ -5,7 +5,7 @@ Both runs stream the world into a temporary lake chunk by chunk, as ``homeloop s
 the time includes writing Parquet and peak memory stays that of one chunk of homes.
 
     python benchmarks/simulator_throughput.py --homes 200 --days 14          # side by side
-    python benchmarks/simulator_throughput.py --homes 3000 --days 30 --cached-only   # ~1M turns
+    python benchmarks/simulator_throughput.py --homes 1400 --days 30 --cached-only --workers 2   # ~1M turns
 
 The assistant's NLU is the real fast-encoder model, trained once on HWU64's train split first
 (its training time is not counted).

@@ -300,7 +300,7 @@ class _Run:
             ovens = _on_spans(tl, "oven")
             for g in tl.goals:
                 rnd = stream(config.seed, "goal", g.goal_id)
-                oven_on = g.kind == "info" and _covers(ovens.get(g.home.home_id), g.time)
+                oven_on = g.kind == "info" and _covers(ovens, g.time)
                 text, req = _first_utterance(g, book, rnd, oven_on=oven_on, oven_rate=config.oven_question_probability)
                 kind = "false_wake" if g.kind == "false_wake" else "request"
                 convs.append(_Conversation(g, req, text, g.time, kind=kind))
@@ -412,17 +412,13 @@ class _Run:
         }
 
 
-def _on_spans(tl: HomeTimeline, archetype: str) -> dict[str, tuple[list[float], list[float]]]:
+def _on_spans(tl: HomeTimeline, archetype: str) -> tuple[list[float], list[float]]:
     """Sorted (starts, ends) of the on-intervals of the home's devices of one archetype."""
     spans = sorted((iv.start, iv.end) for iv in tl.intervals if iv.device.archetype.name == archetype)
-    if not spans:
-        return {}
-    return {tl.home.home_id: ([s for s, _ in spans], [e for _, e in spans])}
+    return [s for s, _ in spans], [e for _, e in spans]
 
 
-def _covers(spans: tuple[list[float], list[float]] | None, t: float) -> bool:
-    if not spans:
-        return False
+def _covers(spans: tuple[list[float], list[float]], t: float) -> bool:
     i = bisect.bisect_right(spans[0], t) - 1
     return i >= 0 and spans[1][i] > t
 
