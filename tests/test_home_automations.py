@@ -119,3 +119,21 @@ def test_entity_ids_keep_home_assistant_ids_and_slug_other_names():
     assert entity_id_for("h0-00001-d03", "Bedroom Fan #2", "fan") == "fan.bedroom_fan_2"
     assert entity_id_for("houseD:57", "Light switch", "light") == "light.light_switch"
     assert entity_id_for("x", "???", "teleporter") == "switch.device"
+
+
+def test_validation_without_jsonschema_says_what_is_missing(monkeypatch):
+    import sys
+
+    from homeloop.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # as if it were not installed
+    with pytest.raises(MissingExtraError, match="jsonschema"):
+        validate_automations([])
+
+
+def test_jsonschema_is_a_runtime_dependency():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert any(d.startswith("jsonschema==") for d in project["dependencies"])

@@ -194,7 +194,8 @@ def _deepest(err: Any) -> list[Any]:
 def validate_automations(automations: Any) -> list[str]:
     """Errors (``"<automation index>: <path>: <message>"``) of a list of automations; empty when all are valid.
 
-    Needs ``jsonschema`` (``pip install jsonschema``).
+    Uses ``jsonschema`` (a runtime dependency of homeloop); an install without it gets
+    :class:`~homeloop.errors.MissingExtraError` saying so, never a bare ``ImportError``.
     """
     try:
         import jsonschema
