@@ -98,6 +98,29 @@ def test_hunches_and_automatic_actions_against_forgotten_devices(world):
     assert threshold_for_precision(perfect, precision=0.95, min_actions=1) == 0.5
 
 
+def test_threshold_for_precision_takes_the_most_recall_that_meets_the_target():
+    import pandas as pd
+
+    # precision is not monotone in the threshold: 0.7 dips below the target; 0.9 is a perfect handful
+    curve = pd.DataFrame(
+        {
+            "threshold": [0.1, 0.3, 0.5, 0.7, 0.8, 0.9],
+            "actions": [400, 200, 100, 60, 40, 4],
+            "right": [300, 192, 96, 54, 40, 4],
+        }
+    )
+    curve["precision"] = curve["right"] / curve["actions"]
+    # the lowest threshold whose precision reaches 0.95 (0.3: 0.96), although 0.7 (0.90) is below it
+    assert threshold_for_precision(curve, precision=0.95, min_actions=10) == 0.3
+    assert threshold_for_precision(curve, precision=0.97, min_actions=10) == 0.8
+    # too few actions never set the operating point; none qualifying means never act
+    assert threshold_for_precision(curve, precision=0.99, min_actions=41) == 1.0
+    assert threshold_for_precision(curve, precision=0.99, min_actions=3) == 0.8
+    # the Wilson lower bound is stricter: 192/200 and 96/100 do not certify 0.95 at 90%, 40/40 does
+    assert threshold_for_precision(curve, precision=0.95, min_actions=10, confidence=0.9) == 0.8
+    assert threshold_for_precision(curve.iloc[:0], precision=0.95) == 1.0
+
+
 def test_find_hunches_and_model_round_trip(world, tmp_path):
     _, history, _, _, model = world
     path = save_device_model(model, tmp_path / "m.pt", meta={"dataset": "sim"})

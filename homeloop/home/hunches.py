@@ -18,7 +18,8 @@ passes a threshold. Scored against the simulator's forgotten devices
 (:func:`action_precision_recall`): an action is right when it fires on a forgotten
 device at or after the moment it was forgotten; recall is the share of forgotten
 devices acted on. :func:`threshold_for_precision` picks the operating point on
-validation days.
+validation days: the lowest threshold whose validation precision reaches the target
+(the most recall subject to the precision target), never one picked on the test days.
 """
 
 from __future__ import annotations
@@ -359,18 +360,40 @@ def action_precision_recall(
     return pd.DataFrame(rows)
 
 
-def threshold_for_precision(curve: pd.DataFrame, *, precision: float = 0.95, min_actions: int = 5) -> float:
-    """The lowest threshold whose precision (and that of every higher one with enough actions) is at least
-    ``precision``; 1.0 (never act) when none is."""
-    ok = curve[(curve["actions"] >= min_actions)].sort_values("threshold")
-    good = ok["precision"] >= precision
-    if not good.any():
+def threshold_for_precision(
+    curve: pd.DataFrame, *, precision: float = 0.95, min_actions: int = 10, confidence: float | None = None
+) -> float:
+    """The operating point for automatic actions, chosen on validation days: the lowest threshold (so the most
+    recall) whose actions reach ``precision`` with at least ``min_actions`` actions; 1.0 (never act) when none does.
+
+    This is "maximise recall subject to precision >= target", read off the validation curve. Precision is
+    not monotone in the threshold, so a higher threshold than the one chosen may fall below the target on
+    validation (a few actions more or less swing it); requiring ``min_actions`` keeps a handful of lucky
+    actions from setting the operating point. With ``confidence`` (e.g. 0.9), the one-sided Wilson lower
+    bound of the precision at that confidence must reach the target instead of the point estimate: a
+    stricter rule that needs many more validation actions before it acts.
+    """
+    ok = curve[curve["actions"] >= max(1, min_actions)].sort_values("threshold")
+    if ok.empty:
         return 1.0
-    # the smallest threshold from which precision stays above the target
-    bad_thresholds = ok.loc[~good, "threshold"]
-    floor = bad_thresholds.max() if len(bad_thresholds) else -np.inf
-    above = ok.loc[good & (ok["threshold"] > floor), "threshold"]
-    return float(above.min()) if len(above) else 1.0
+    value = ok["precision"].to_numpy(float)
+    if confidence is not None:
+        value = _wilson_lower(ok["right"].to_numpy(float), ok["actions"].to_numpy(float), confidence)
+    good = ok["threshold"].to_numpy(float)[value >= precision]
+    return float(good.min()) if good.size else 1.0
+
+
+def _wilson_lower(right: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Wilson score lower bound of a binomial proportion ``right / n``."""
+    from scipy.stats import norm
+
+    if not 0 < confidence < 1:
+        raise InvalidInputError(f"confidence: expected a number strictly between 0 and 1, got {confidence}")
+    z = float(norm.ppf(confidence))
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
 
 
 def summarise_actions(curve: pd.DataFrame, threshold: float) -> dict[str, Any]:
@@ -452,6 +475,7 @@ def evaluate_hunches(
         }
         val_curve = action_precision_recall(cands["validation"], labels["validation"], scores["validation"][name])
         threshold = threshold_for_precision(val_curve, precision=target_precision)
+        out[name]["validation_at_threshold"] = summarise_actions(val_curve, threshold)
         curve = action_precision_recall(cands["test"], y, s)
         out[name]["actions_at_validation_threshold"] = summarise_actions(
             action_precision_recall(cands["test"], y, s, np.array([threshold])), threshold
