@@ -298,3 +298,59 @@ def test_recommended_batch_size_prefers_less_noise_per_example() -> None:
     # too few steps left at the larger batch: the smaller one
     assert recommended_batch_size(50_000, epochs=1, target_epsilon=8.0, delta=1e-5, candidates=(64, 1024)) == 64
     assert recommended_batch_size(400, epochs=2, target_epsilon=8.0, delta=1e-3, candidates=(64, 128)) == 50  # n/8
+
+
+def test_adaptive_clipping_follows_the_target_quantile_of_the_norms() -> None:
+    """With ``max_grad_norm='adaptive'`` the norm moves from 1.0 to where about the target share goes unclipped
+    (a geometric walk: from 1.0 to the 0.2 quantile, about 100, takes some 120 steps)."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1, bias=False)
+    x = torch.randn(400, 4) * torch.linspace(0.5, 40.0, 400).unsqueeze(1)  # per-example norms spread 100-fold
+    items = [(x[i], torch.zeros(1)) for i in range(400)]
+
+    def squared_error(m: nn.Module, batch) -> torch.Tensor:
+        return (m(batch[0]) - 3.0).square().squeeze(1)
+
+    shares = {}
+    for quantile in (0.2, 0.8):
+        with torch.no_grad():
+            model.weight.zero_()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # gradients stay put: the norms are fixed
+        private = make_private(
+            model,
+            optimizer,
+            make_loader(items, batch_size=200, seed=0),
+            epochs=120,
+            noise_multiplier=1.0,
+            max_grad_norm="adaptive",
+            clip_quantile=quantile,
+            target_delta=1e-4,
+        )
+        fit(
+            private.module,
+            private.data_loader,
+            loss_fn=private.loss(squared_error),
+            optimizer=private.optimizer,
+            epochs=120,
+        )
+        private.detach()
+        norms = (6.0 * x.norm(dim=1)).numpy()  # |d/dw (w.x - 3)^2| = 6 |x| at w = 0
+        shares[quantile] = float((norms <= private.current_max_grad_norm).mean())
+        assert private.max_grad_norm == 1.0  # where it started
+    assert abs(shares[0.2] - 0.2) < 0.1 and abs(shares[0.8] - 0.8) < 0.1, shares
+    # the count's noise is paid for by slightly more gradient noise; the accountant's sigma is unchanged
+    assert private.noise_multiplier == 1.0
+    assert private.optimizer.gradient_noise_multiplier > 1.0
+
+
+def test_adaptive_clipping_needs_bookkeeping() -> None:
+    with pytest.raises(InvalidInputError, match="adaptive.*bookkeeping"):
+        make_private(
+            TinyText(),
+            torch.optim.SGD(TinyText().parameters(), lr=0.1),
+            make_loader(_data(40), batch_size=10),
+            epochs=1,
+            noise_multiplier=1.0,
+            max_grad_norm="adaptive",
+            clipping="ghost",
+        )

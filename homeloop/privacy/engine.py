@@ -38,7 +38,8 @@ multiplier comes from ``target_epsilon`` with the PRV accountant
 (:mod:`homeloop.privacy.accounting`), and ``max_grad_norm="auto"`` sets the
 clipping norm to a quantile of the per-sample gradient norms estimated with a
 differentially private histogram whose cost is accounted
-(:mod:`homeloop.privacy.calibration`). Noise is added by Opacus's
+(:mod:`homeloop.privacy.calibration`); ``max_grad_norm="adaptive"`` makes the
+norm follow that quantile as training shrinks the gradients (:class:`AdaptiveClipping`). Noise is added by Opacus's
 ``DPOptimizerFastGradientClipping``.
 """
 
@@ -59,6 +60,7 @@ from homeloop.privacy.accounting import EpsilonSpent, Mechanism, epsilon_spent, 
 __all__ = [
     "CLIPPING_MODES",
     "LAYER_RULES",
+    "AdaptiveClipping",
     "BookKeepingClipper",
     "PoissonLoader",
     "PrivacyWarning",
@@ -462,10 +464,22 @@ def _dp_optimizer_class() -> type:
 
         mean_reduction: bool = True
 
-        def __init__(self, optimizer: torch.optim.Optimizer, *, clipper: BookKeepingClipper, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            optimizer: torch.optim.Optimizer,
+            *,
+            clipper: BookKeepingClipper,
+            adaptive: AdaptiveClipping | None = None,
+            **kwargs: Any,
+        ) -> None:
             self.clipper = clipper
+            self.adaptive = adaptive
             self._ours = {id(p) for p in clipper.parameters}
             super().__init__(optimizer, **kwargs)
+            # adaptive clipping spends part of the noise budget on the count (Andrew et al. 2021, Theorem 1)
+            self.gradient_noise_multiplier = (
+                adaptive.gradient_noise_multiplier(self.noise_multiplier) if adaptive else self.noise_multiplier
+            )
 
         @property
         def params(self) -> list[nn.Parameter]:
@@ -478,7 +492,7 @@ def _dp_optimizer_class() -> type:
             batch = self.clipper.batch_size()
             scale = float(batch) if self.mean_reduction else 1.0
             self.last_norms, _ = self.clipper.clipped_sum(self.max_grad_norm, scale=scale)
-            std = float(self.noise_multiplier) * float(self.max_grad_norm)
+            std = float(self.gradient_noise_multiplier) * float(self.max_grad_norm)
             buffers = self.__dict__.setdefault("_noise_buffers", {})
             for p in self.params:
                 if std > 0:
@@ -489,6 +503,10 @@ def _dp_optimizer_class() -> type:
                     p.grad.add_(noise)
                 if self.loss_reduction == "mean":
                     p.grad.div_(self.expected_batch_size)
+            if self.adaptive is not None:  # the next step's clipping norm, from this step's noisy unclipped count
+                self.max_grad_norm = self.adaptive.next_norm(
+                    self.max_grad_norm, self.last_norms, self.expected_batch_size, self.generator
+                )
             if self.step_hook:
                 self.step_hook(self)
             self._is_last_step_skipped = False
@@ -499,6 +517,45 @@ def _dp_optimizer_class() -> type:
             super().zero_grad(set_to_none)
 
     return BookKeepingDPOptimizer
+
+
+# --------------------------------------------------------------------------- adaptive clipping
+
+
+@dataclass(frozen=True)
+class AdaptiveClipping:
+    """The clipping norm follows a quantile of the per-example gradient norms during training (Andrew et al.,
+    NeurIPS 2021, "Differentially private learning with adaptive clipping").
+
+    After each step the share of examples whose norm was at most ``C`` is counted, with Gaussian noise of
+    std ``count_noise`` (the count has sensitivity 1/2 once centred), and ``C <- C * exp(-learning_rate *
+    (share - target_quantile))``. The count and the clipped gradient sum together are one Gaussian mechanism
+    of noise multiplier ``(sigma_g^-2 + (2 count_noise)^-2)^-1/2``: the accountant's ``sigma`` is kept and
+    the gradient gets ``sigma_g`` (slightly more noise), so the privacy guarantee is unchanged.
+    """
+
+    target_quantile: float = 0.5
+    learning_rate: float = 0.2
+    count_noise: float = 1.0
+
+    def gradient_noise_multiplier(self, sigma: float) -> float:
+        if sigma <= 0:
+            return sigma
+        rest = sigma**-2 - (2.0 * self.count_noise) ** -2
+        if rest <= 0:
+            raise InvalidInputError(
+                f"adaptive clipping: count noise {self.count_noise:g} is too small for noise multiplier {sigma:g}; "
+                f"expected count_noise > {sigma / 2:g} (use a larger batch)"
+            )
+        return rest**-0.5
+
+    def next_norm(
+        self, clip: float, norms: torch.Tensor, expected_batch_size: float, generator: torch.Generator | None
+    ) -> float:
+        unclipped = float((norms <= clip).sum())
+        noise = float(torch.randn((), generator=generator)) * self.count_noise
+        share = (unclipped + noise) / max(1.0, float(expected_batch_size))
+        return float(clip * torch.exp(torch.tensor(-self.learning_rate * (share - self.target_quantile))))
 
 
 # --------------------------------------------------------------------------- modes
@@ -520,11 +577,14 @@ def _mean_loss(per_example: PerExampleLoss) -> Callable[[nn.Module, Any], torch.
     return loss_fn
 
 
-def _prepare_bookkeeping(model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator):
+def _prepare_bookkeeping(
+    model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator, adaptive=None
+):
     clipper = BookKeepingClipper(model)
     dp = _dp_optimizer_class()(
         optimizer,
         clipper=clipper,
+        adaptive=adaptive,
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
         expected_batch_size=expected_batch_size,
@@ -535,7 +595,7 @@ def _prepare_bookkeeping(model, optimizer, *, noise_multiplier, max_grad_norm, e
 
 
 def _prepare_opacus(mode: str):
-    def prepare(model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator):
+    def prepare(model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator, adaptive=None):
         from opacus.grad_sample.utils import prepare_module
         from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 
@@ -631,6 +691,11 @@ class PrivateTraining:
         """The ``loss_fn`` for :func:`homeloop.training.fit`: the mean of ``per_example_loss`` (``[batch]``)."""
         return self._prepared.loss(per_example_loss)
 
+    @property
+    def current_max_grad_norm(self) -> float:
+        """The clipping norm of the next step (it moves during training with ``max_grad_norm='adaptive'``)."""
+        return float(getattr(self.optimizer, "max_grad_norm", self.max_grad_norm))
+
     def history(self) -> list[Mechanism]:
         """The mechanisms run so far: calibration, then ``steps`` DP-SGD steps."""
         return [*self.calibration, (self.noise_multiplier, self.sample_rate, self.steps)]
@@ -696,7 +761,9 @@ def make_private(
     Give either ``target_epsilon`` (the noise multiplier is calibrated with ``accountant`` for ``epochs``
     passes at ``target_delta``, default ``1 / n^1.1``) or ``noise_multiplier`` directly.
     ``max_grad_norm="auto"`` estimates the ``clip_quantile`` quantile of per-example gradient norms
-    privately (needs ``per_example_loss``; its small cost is part of the target). ``batch_size`` is the
+    privately before training (needs ``per_example_loss``; its small cost is part of the target);
+    ``"adaptive"`` tracks that quantile during training instead (:class:`AdaptiveClipping`, bookkeeping
+    clipping only; its cost is part of every step's noise). ``batch_size`` is the
     expected Poisson batch size: the loader's by default, or ``"auto"`` for
     :func:`homeloop.privacy.calibration.recommended_batch_size`. Raises
     :class:`~homeloop.errors.UnsupportedLayerError` and :class:`~homeloop.errors.PrivacyBudgetError`
@@ -750,7 +817,16 @@ def make_private(
     planned_steps = epochs * steps_per_epoch
 
     prior: list[Mechanism] = []
-    if max_grad_norm == "auto":
+    adaptive: AdaptiveClipping | None = None
+    if max_grad_norm == "adaptive":
+        if mode != "bookkeeping":
+            raise InvalidInputError(
+                f"max_grad_norm='adaptive' needs clipping='bookkeeping' (homeloop's clipping), got {mode!r}"
+            )
+        if not 0 < clip_quantile < 1:
+            raise InvalidInputError(f"clip_quantile: expected a number in (0, 1), got {clip_quantile!r}")
+        clip = 1.0  # where the norm starts; it moves by up to a factor e^0.1 per step
+    elif max_grad_norm == "auto":
         if per_example_loss is None:
             raise InvalidInputError(
                 "max_grad_norm='auto' needs per_example_loss(model, batch) -> Tensor[batch]; or pass max_grad_norm=1.0"
@@ -760,7 +836,9 @@ def make_private(
     elif isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0:
         clip = float(max_grad_norm)
     else:
-        raise InvalidInputError(f"max_grad_norm: expected a positive number or 'auto', got {max_grad_norm!r}")
+        raise InvalidInputError(
+            f"max_grad_norm: expected a positive number, 'auto' or 'adaptive', got {max_grad_norm!r}"
+        )
 
     if target_epsilon is not None:  # refuses an impossible target before any gradient is computed
         sigma = noise_multiplier_for(
@@ -770,6 +848,8 @@ def make_private(
         sigma = float(noise_multiplier)
         if not sigma >= 0:
             raise InvalidInputError(f"noise_multiplier: expected a non-negative number, got {noise_multiplier!r}")
+    if max_grad_norm == "adaptive":  # Andrew et al.'s count noise, B / 20, and no less than sigma
+        adaptive = AdaptiveClipping(target_quantile=clip_quantile, count_noise=max(expected / 20.0, sigma, 1e-6))
     if max_grad_norm == "auto":
         clip, spent_prior = calibration.private_clipping_norm(
             module, dataset, per_example_loss, collate_fn=collate, quantile=clip_quantile, mechanism=prior, seed=seed
@@ -801,6 +881,7 @@ def make_private(
         max_grad_norm=clip,
         expected_batch_size=max(1, round(expected)),
         generator=generator,
+        **({"adaptive": adaptive} if adaptive else {}),
     )
     private = PrivateTraining(
         module=prepared.module,
