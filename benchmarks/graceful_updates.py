@@ -71,7 +71,7 @@ def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def run_pc(datasets: list[str], *, epochs: int | None, variants: list[dict], save, out: dict) -> dict:
+def run_pc(datasets: list[str], *, epochs: int | None, variants: list[dict], save, out: dict, **options) -> dict:
     from homeloop.graceful.experiments import positive_congruent_experiment
 
     for name in datasets:
@@ -87,6 +87,7 @@ def run_pc(datasets: list[str], *, epochs: int | None, variants: list[dict], sav
             test,
             epochs=epochs,
             variants=variants,
+            **options,
             progress=lambda m, n=name: log(f"pc {n}: {m}"),
             on_result=partial,
         )
@@ -118,6 +119,13 @@ def main() -> None:
     parser.add_argument(
         "--lqf-sizes", nargs="+", default=["full", "10", "5"], help="training sets: full or k per intent"
     )
+    parser.add_argument("--pc-new-encoder", default="fast", choices=["fast", "minilm"], help="the new NLU's encoder")
+    parser.add_argument("--pc-new-epochs", type=int, default=None, help="epochs of the new NLUs")
+    parser.add_argument("--pc-old-fraction", type=float, default=0.5, help="share of the data the old NLU sees")
+    parser.add_argument(
+        "--bct-new-encoder", default="fast", choices=["fast", "minilm"], help="encoder of the new embedders"
+    )
+    parser.add_argument("--bct-new-epochs", type=int, default=None, help="epochs of the new embedders")
     parser.add_argument("--bct-old-fraction", type=float, default=0.5, help="share of the data the old embedder sees")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument(
@@ -141,7 +149,16 @@ def main() -> None:
     if "pc" in args.parts:
         variants = [v for v in PC_VARIANTS if args.variants is None or v["name"] in args.variants]
         results["pc"] = {}
-        run_pc(args.datasets, epochs=args.epochs, variants=variants, save=save, out=results["pc"])
+        run_pc(
+            args.datasets,
+            epochs=args.epochs,
+            variants=variants,
+            save=save,
+            out=results["pc"],
+            new_encoder=args.pc_new_encoder,
+            new_epochs=args.pc_new_epochs,
+            old_fraction=args.pc_old_fraction,
+        )
     if "bct" in args.parts:
         from homeloop.graceful.bct import compatibility_experiment
 
@@ -154,6 +171,8 @@ def main() -> None:
                 test,
                 epochs=args.epochs,
                 old_fraction=args.bct_old_fraction,
+                new_encoder=args.bct_new_encoder,
+                new_epochs=args.bct_new_epochs,
                 progress=lambda m, n=name: log(f"bct {n}: {m}"),
             )
             save()

@@ -284,11 +284,15 @@ def compatibility_experiment(
     embedding_dim: int = 256,
     small_encoder_params: Mapping[str, Any] | None = None,
     epochs: int | None = None,
+    new_encoder: str = "fast",
+    new_epochs: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Old embedder (``old_fraction`` of ``train``), new ones on all of it (plain and BCT), and a small BCT one.
 
-    The gallery is ``train`` and the queries ``test``. Returns the matrix
+    The old and small embedders use the fast encoder (``epochs``); the new ones
+    use ``new_encoder`` (``"minilm"`` for the upgrade to the pretrained
+    transformer, trained for ``new_epochs``). The gallery is ``train`` and the queries ``test``. Returns the matrix
     (rows: query model; columns: gallery model), the BCT criteria, the small
     model's retrieval loss against the large one, sizes and training seconds.
     """
@@ -311,10 +315,14 @@ def compatibility_experiment(
             stratified_subset(train, old_fraction, seed=0)
         ),
     )
-    new_plain = timed("new", lambda: IntentEmbedder(embedding_dim=embedding_dim, epochs=epochs, seed=1).fit(train))
-    new_bct = timed(
-        "new-bct", lambda: IntentEmbedder(embedding_dim=embedding_dim, epochs=epochs, seed=1).fit(train, old=old)
-    )
+    new_settings = {
+        "encoder": new_encoder,
+        "embedding_dim": embedding_dim,
+        "epochs": new_epochs if new_encoder != "fast" else (new_epochs or epochs),
+        "seed": 1,
+    }
+    new_plain = timed("new", lambda: IntentEmbedder(**new_settings).fit(train))
+    new_bct = timed("new-bct", lambda: IntentEmbedder(**new_settings).fit(train, old=old))
     small = timed(
         "small-bct",
         lambda: IntentEmbedder(embedding_dim=embedding_dim, encoder_params=small_params, epochs=epochs, seed=2).fit(
@@ -339,6 +347,7 @@ def compatibility_experiment(
         "train_size": len(train),
         "test_size": len(test),
         "embedding_dim": embedding_dim,
+        "new_encoder": new_encoder,
         "parameters": parameters,
         "seconds": seconds,
         "matrix": matrix,

@@ -59,6 +59,8 @@ def positive_congruent_experiment(
     old_fraction: float = 0.5,
     encoder: str = "fast",
     epochs: int | None = None,
+    new_encoder: str | None = None,
+    new_epochs: int | None = None,
     old_seed: int = 0,
     new_seed: int = 1,
     variants: Sequence[Mapping[str, Any]] = DEFAULT_VARIANTS,
@@ -68,6 +70,10 @@ def positive_congruent_experiment(
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Old model on ``old_fraction`` of ``train`` (seed ``old_seed``), then each update variant on all of ``train``.
+
+    The old model uses ``encoder`` and ``epochs``; the new ones ``new_encoder``
+    and ``new_epochs`` (default: the same), so an update can also change the
+    architecture (the fast encoder to MiniLM).
 
     A variant is ``{"name": ..., "divergence": ..., "weight": ..., ...}`` (the
     options of :func:`~homeloop.graceful.pctraining.fit_positive_congruent`);
@@ -96,6 +102,9 @@ def positive_congruent_experiment(
         "old": {"train_fraction": old_fraction, "error_rate": old_error, "seconds": old_seconds, "seed": old_seed},
         "variants": {},
     }
+    new_encoder = new_encoder or encoder
+    new_epochs = new_epochs if new_epochs is not None or new_encoder != encoder else epochs
+    results["new_encoder"] = new_encoder
     plain_models: list[IntentSlotModel] = []
     for spec in variants:
         spec = dict(spec)
@@ -103,7 +112,7 @@ def positive_congruent_experiment(
         ensemble = int(spec.pop("ensemble", 0))
         say(f"new model: {name}")
         started = time.perf_counter()
-        model = IntentSlotModel(encoder=encoder, epochs=epochs, seed=new_seed)
+        model = IntentSlotModel(encoder=new_encoder, epochs=new_epochs, seed=new_seed)
         if "divergence" not in spec:
             model.fit(train)
             plain_models.append(model)
@@ -111,7 +120,8 @@ def positive_congruent_experiment(
             teacher: Any = old_model
             if ensemble:
                 members = [
-                    IntentSlotModel(encoder=encoder, epochs=epochs, seed=new_seed + 1 + k) for k in range(ensemble)
+                    IntentSlotModel(encoder=new_encoder, epochs=new_epochs, seed=new_seed + 1 + k)
+                    for k in range(ensemble)
                 ]
                 teacher = [m.fit(train) for m in members]
             fit_positive_congruent(model, train, old=teacher, **spec)
