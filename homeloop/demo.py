@@ -188,6 +188,9 @@ def run_demo(
     loop = _self_learning(ws, config, model, staging, sections, progress)
     sections.append(_smart_home(ws, staging))
     gate = _graceful_update(ws, staging, sections)
+    privacy = _privacy(staging)
+    if privacy is not None:
+        sections.append(privacy)
     per_intent = nlu_metrics.get("per_intent_accuracy", {})
     counts = Counter(u.intent for u in load_hwu64("test"))
     if per_intent:
@@ -228,6 +231,29 @@ def _smart_home(ws: Workspace, staging: Path):
     return home_report_section(
         ws, staging, dataset="sim", houses_dataset="houses", text_encoder="hashing", samples_per_device=300, epochs=6
     )
+
+
+#: the privacy benchmarks' recorded figures, shipped with a clone of homeloop
+BENCHMARK_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
+    """The privacy section from the figures the privacy benchmarks recorded (hours of attacks and training are
+    too long for the demo); None when they are not there (an installed wheel has no benchmarks folder)."""
+    from homeloop.privacy import privacy_report_section
+
+    files = {"utility": "dp_utility.json", "attacks": "privacy_attacks.json", "speed": "dp_speed_batch256.json"}
+    found = {key: results / name for key, name in files.items() if (results / name).is_file()}
+    if not found:
+        return None
+    section = privacy_report_section(staging, **found)
+    section.paragraphs.append(
+        f"Recorded by the benchmarks (<code>{', '.join(sorted(files.values()))}</code> in "
+        "<code>benchmarks/results</code>), not re-measured by this demo run; "
+        "<code>python benchmarks/dp_utility.py</code>, <code>benchmarks/privacy_attacks.py</code> and "
+        "<code>benchmarks/dp_speed.py --batch-size 256</code> reproduce them (BENCHMARKS.md has the exact commands)."
+    )
+    return section
 
 
 def _graceful_update(ws: Workspace, staging: Path, sections: list) -> dict[str, Any]:
