@@ -393,12 +393,18 @@ class BookKeepingClipper:
         norms = self.per_sample_norms(scale=scale)
         factors = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         weights = factors * scale
-        grads: dict[nn.Parameter, torch.Tensor] = {}
+        for p in self.parameters:
+            p.grad = None
         for m, r in self._pairs():
             for p, g in LAYER_RULES[type(m)].grads(m, r, weights).items():
-                grads[p] = grads[p] + g if p in grads else g
+                if p.grad is None:
+                    p.grad = g.contiguous()
+                else:
+                    p.grad.add_(g)
+            r.inputs, r.grad, r.compact = (), None, None  # freed as soon as used
         for p in self.parameters:
-            p.grad = grads.get(p, torch.zeros_like(p))
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         self.clear()
         return norms, factors
 
@@ -456,6 +462,9 @@ class PoissonLoader:
 # --------------------------------------------------------------------------- the DP optimizer
 
 
+_NOISE_CHUNK = 1 << 18  # numbers drawn per call when adding noise: 1 MB of float32
+
+
 def _dp_optimizer_class() -> type:
     from opacus.optimizers import DPOptimizerFastGradientClipping
 
@@ -474,6 +483,7 @@ def _dp_optimizer_class() -> type:
         ) -> None:
             self.clipper = clipper
             self.adaptive = adaptive
+            self._noise_chunks: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
             self._ours = {id(p) for p in clipper.parameters}
             super().__init__(optimizer, **kwargs)
             # adaptive clipping spends part of the noise budget on the count (Andrew et al. 2021, Theorem 1)
@@ -493,14 +503,9 @@ def _dp_optimizer_class() -> type:
             scale = float(batch) if self.mean_reduction else 1.0
             self.last_norms, _ = self.clipper.clipped_sum(self.max_grad_norm, scale=scale)
             std = float(self.gradient_noise_multiplier) * float(self.max_grad_norm)
-            buffers = self.__dict__.setdefault("_noise_buffers", {})
             for p in self.params:
                 if std > 0:
-                    noise = buffers.get(id(p))
-                    if noise is None:
-                        noise = buffers[id(p)] = torch.empty_like(p.grad)
-                    noise.normal_(0.0, std, generator=self.generator)
-                    p.grad.add_(noise)
+                    self._add_noise(p.grad, std)
                 if self.loss_reduction == "mean":
                     p.grad.div_(self.expected_batch_size)
             if self.adaptive is not None:  # the next step's clipping norm, from this step's noisy unclipped count
@@ -511,6 +516,19 @@ def _dp_optimizer_class() -> type:
                 self.step_hook(self)
             self._is_last_step_skipped = False
             return True
+
+        def _add_noise(self, grad: torch.Tensor, std: float) -> None:
+            """Gaussian noise added in place, drawn in chunks into one small reused buffer (no copy of the model)."""
+            key = (grad.dtype, grad.device)
+            buffer = self._noise_chunks.get(key)
+            if buffer is None:
+                buffer = self._noise_chunks[key] = torch.empty(_NOISE_CHUNK, dtype=grad.dtype, device=grad.device)
+            flat = grad.view(-1)
+            for begin in range(0, flat.numel(), _NOISE_CHUNK):
+                part = flat[begin : begin + _NOISE_CHUNK]
+                noise = buffer[: part.numel()]
+                noise.normal_(0.0, std, generator=self.generator)
+                part.add_(noise)
 
         def zero_grad(self, set_to_none: bool = False) -> None:
             self.clipper.clear()
