@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hashing"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--samples-per-device", type=int, default=600)
+    parser.add_argument(
+        "--houses-ensemble", type=int, default=5, help="State models averaged for the real houses (default 5)"
+    )
+    parser.add_argument(
+        "--no-refit", action="store_true", help="Keep the best-validation-epoch weights instead of training again"
+    )
     parser.add_argument("--no-sim", action="store_true", help="Real houses only")
     parser.add_argument("--figures", default=None, help="Folder for the report section's figures")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON")
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         text_encoder=args.text_encoder,
         epochs=args.epochs,
         samples_per_device=args.samples_per_device,
+        refit=not args.no_refit,
+        houses_ensemble=args.houses_ensemble,
         log=log,
     )
     if args.figures:

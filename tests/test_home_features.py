@@ -113,3 +113,27 @@ def test_load_history_reads_the_real_houses(lake):
     assert 0.01 < a.on.mean() < 0.5
     with pytest.raises(NoDataError, match="missing"):
         load_history(lake, "nothing-here")
+
+
+def test_transitions_count_what_follows_each_state_and_leave_a_day_out():
+    from homeloop.home.embeddings import Transitions
+
+    # on 08:00-10:00 on two days, hourly slots: on in slots 8, 9 and 32, 33
+    history = history_from_intervals(
+        [{"home_id": "h", "timezone": "UTC"}],
+        [{"device_id": "d", "home_id": "h", "name": "Lamp", "type": "light"}],
+        {"d": ([_t(8, day=2), _t(8, day=3)], [_t(10, day=2), _t(10, day=3)])},
+        slot_minutes=60,
+    )
+    assert np.flatnonzero(history.homes[0].on[0]).tolist() == [8, 9, 32, 33]
+    trans = Transitions(history, {"h": 2}, horizons=[1, 6])
+    # one slot later: on after on 2 of 4 times, after off 2 of 43; smoothed towards 4/47 with one pseudo-count
+    base = 4 / 47
+    expected = [(2 + base) / (43 + 1), (2 + base) / (4 + 1)]
+    np.testing.assert_allclose(trans.features(np.array([0]), np.array([1]))[0], expected, rtol=1e-5)
+    # a horizon that was not counted takes the nearest one
+    np.testing.assert_allclose(trans.features(np.array([0]), np.array([2]))[0], expected, rtol=1e-5)
+    # leaving day 0 out counts the second day's pairs alone (23 of them, 1 of 2 after on, 1 of 21 after off)
+    base = 2 / 23
+    left = trans.features(np.array([0]), np.array([1]), leave_out_day=np.array([0]))[0]
+    np.testing.assert_allclose(left, [(1 + base) / 22, (1 + base) / 3], rtol=1e-5)

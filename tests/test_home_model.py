@@ -46,6 +46,29 @@ def test_model_beats_the_baselines_on_held_out_days(world):
     assert len(model.validation_losses_) == FAST["epochs"]
 
 
+def test_an_ensemble_averages_its_models(world):
+    import copy
+
+    from homeloop.errors import InvalidInputError
+
+    _, history, _, days, _ = world
+    model = DeviceStateModel(
+        text_encoder="hashing", epochs=2, samples_per_device=40, ensemble=2, refit=True, seed=3
+    ).fit(history, days)
+    assert len(model.members_) == 2 and model.network_ is model.members_[0]
+    assert all(0 <= e < 2 for e in model.best_epochs_)
+    queries = model.held_out_queries(history, per_device=20)
+    single = []
+    for net in model.members_:
+        one = copy.copy(model)
+        one.members_ = [net]
+        single.append(one.predict_proba(history, queries))
+    assert not np.allclose(single[0], single[1])
+    np.testing.assert_allclose(model.predict_proba(history, queries), np.mean(single, axis=0), atol=1e-6)
+    with pytest.raises(InvalidInputError, match="ensemble"):
+        DeviceStateModel(ensemble=0)
+
+
 def test_embeddings_group_devices_by_true_archetype(world):
     _, history, tables, _, model = world
     table = history.device_table()

@@ -7,8 +7,11 @@ name and its room or groups through a text encoder (:mod:`homeloop.home.text`),
 and its type. The **decoder** predicts from the embedding whether the device will
 be on in a future slot, given the query's context: the time of day and week, how
 far ahead (the horizon), the device's last known state and how long ago it was
-last on, and the home's activity at the last known moment (how many of its other
-devices are on, how many switched on recently, how long since anything happened).
+last on, the home's activity at the last known moment (how many of its other
+devices are on, how many switched on recently, how long since anything happened),
+the device's own prior for the query's hour and its transition rates
+(:class:`Transitions`: how often it was on ``horizon`` slots after being off, and
+after being on, which is all that "the last state persists" knows).
 
 Training samples are random ``(device, slot, horizon)`` triples from each home's
 training days; the device's usage features leave the target's own day out, so a
@@ -16,6 +19,11 @@ training target never appears in its own inputs. With probability
 ``recency_dropout`` the device's own recency inputs are hidden (and a flag says
 so): the same decoder then answers "what do we expect given the time and the
 home's state alone", which is what hunches compare the actual state against.
+
+With ``ensemble`` above 1, that many models are trained from different seeds and
+:meth:`DeviceStateModel.predict_proba` averages their probabilities (the embedding
+is the first model's); with ``refit``, the validation days only choose the number of
+epochs and each model is trained again on every training day.
 
 Because one model serves every home, what households share (lights at dusk,
 coffee at breakfast) is learned once and carries to homes with little history.
@@ -45,6 +53,7 @@ __all__ = [
     "DeviceStateModel",
     "Queries",
     "StateDecoder",
+    "Transitions",
     "query_features",
 ]
 
@@ -193,6 +202,58 @@ def _time_index(home: HomeSlots, slots: np.ndarray) -> tuple[np.ndarray, np.ndar
     return hour, home.weekday(slots // spd) * 24 + hour
 
 
+class Transitions:
+    """How often each device was on ``h`` slots after being off, and after being on, per training day.
+
+    The decoder gets, for the query's horizon, ``P(on | off h slots before)`` and ``P(on | on h slots
+    before)`` of the device (with the target's own day left out while training, like the usage features):
+    what "the last state persists" knows, so the model starts from it and learns what the rest adds.
+    Counts are smoothed towards the device's on-share with one pseudo-observation.
+    """
+
+    def __init__(self, history: DeviceHistory, days: Mapping[str, int] | None, horizons: Sequence[int]) -> None:
+        self.horizons = np.asarray(sorted(set(int(h) for h in horizons)), dtype=np.int64)
+        n, width = history.n_devices, max((h.days for h in history.homes), default=1)
+        self.on_after = np.zeros((n, width, self.horizons.size, 2), np.float32)
+        self.total = np.zeros((n, width, self.horizons.size, 2), np.float32)
+        self.valid = np.zeros((n, width), bool)
+        at = 0
+        for home in history.homes:
+            k, spd = len(home.devices), home.slots_per_day
+            d = home.days if days is None else min(home.days, days.get(home.home_id, home.days))
+            t = d * spd
+            on = home.on[:, :t].astype(np.float32)
+            self.valid[at : at + k, :d] = True
+            for j, h in enumerate(self.horizons.tolist()):
+                if t <= h:
+                    continue
+                prev = np.zeros_like(on)
+                prev[:, : t - h] = on[:, : t - h]
+                was_off = np.zeros_like(on)
+                was_off[:, : t - h] = 1 - on[:, : t - h]
+                nxt = np.zeros_like(on)
+                nxt[:, : t - h] = on[:, h:]
+                for state, mask in ((0, was_off), (1, prev)):
+                    self.total[at : at + k, :d, j, state] = mask.reshape(k, d, spd).sum(axis=2)
+                    self.on_after[at : at + k, :d, j, state] = (mask * nxt).reshape(k, d, spd).sum(axis=2)
+            at += k
+
+    def features(self, rows: np.ndarray, horizons: np.ndarray, leave_out_day: np.ndarray | None = None) -> np.ndarray:
+        """``[n, 2]``: P(on | off before), P(on | on before) for devices ``rows`` at ``horizons`` (the nearest
+        fitted horizon), each optionally without one day."""
+        rows = np.asarray(rows, dtype=np.int64)
+        j = np.abs(self.horizons[None, :] - np.asarray(horizons, dtype=np.int64)[:, None]).argmin(axis=1)
+        use = self.valid[rows].astype(np.float32)
+        if leave_out_day is not None:
+            lod = np.asarray(leave_out_day)
+            hit = lod >= 0
+            use[np.flatnonzero(hit), lod[hit]] = 0.0
+        on_after = np.einsum("nd,nds->ns", use, self.on_after[rows, :, j])
+        total = np.einsum("nd,nds->ns", use, self.total[rows, :, j])
+        base = on_after.sum(axis=1) / np.maximum(total.sum(axis=1), 1)
+        return ((on_after + base[:, None]) / (total + 1)).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- the network
 
 
@@ -236,7 +297,7 @@ class _Network(nn.Module):
     def __init__(self, *, usage_dim: int, text_dim: int, query_dim: int, embedding_dim: int, hidden: int) -> None:
         super().__init__()
         self.encoder = DeviceEncoder(usage_dim=usage_dim, text_dim=text_dim, embedding_dim=embedding_dim, hidden=hidden)
-        self.decoder = StateDecoder(embedding_dim=embedding_dim, query_dim=query_dim + 2)
+        self.decoder = StateDecoder(embedding_dim=embedding_dim, query_dim=query_dim + 4)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         emb = self.encoder(batch["usage"], batch["name"], batch["room"], batch["type"])
@@ -247,7 +308,8 @@ class _Network(nn.Module):
             ],
             dim=1,
         )
-        return self.decoder(emb, torch.cat([batch["query"], torch.sqrt(prior)], dim=1))
+        context = [batch["query"], torch.sqrt(prior), torch.sqrt(batch["persist"])]
+        return self.decoder(emb, torch.cat(context, dim=1))
 
 
 # --------------------------------------------------------------------------- the estimator
@@ -301,7 +363,8 @@ class DeviceStateModel:
     :data:`homeloop.home.text.TEXT_ENCODERS`); ``horizons`` (slots ahead that training
     queries ask about); ``samples_per_device`` (training queries per device and
     epoch); ``epochs``; ``batch_size``; ``lr``; ``recency_dropout``; ``use_rooms``
-    (give the encoder the configured room and groups); ``seed``.
+    (give the encoder the configured room and groups); ``ensemble`` (models averaged);
+    ``refit`` (train again on every training day for the epochs validation chose); ``seed``.
 
     ``fit(history, train_days=None)`` trains on each home's first ``train_days[home_id]``
     days (all days when ``None``); :meth:`predict_proba` answers :class:`Queries` about
@@ -320,10 +383,12 @@ class DeviceStateModel:
         batch_size: int = 512,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
-        recency_dropout: float = 0.25,
+        recency_dropout: float = 0.1,
         validation_fraction: float = 0.2,
         text_dropout: float = 0.15,
         use_rooms: bool = True,
+        ensemble: int = 1,
+        refit: bool = False,
         seed: int = 0,
     ) -> None:
         self.embedding_dim = embedding_dim
@@ -339,6 +404,10 @@ class DeviceStateModel:
         self.text_dropout = text_dropout
         self.validation_fraction = validation_fraction
         self.use_rooms = use_rooms
+        if not isinstance(ensemble, int) or ensemble < 1:
+            raise InvalidInputError(f"ensemble: expected a whole number of models, 1 or more, got {ensemble!r}")
+        self.ensemble = ensemble
+        self.refit = refit
         self.seed = seed
 
     # ------------------------------------------------------------------ inputs
@@ -381,6 +450,8 @@ class DeviceStateModel:
         how,
         lod,
         inputs,
+        transitions: Transitions,
+        horizons: np.ndarray,
         text_dropout: float = 0.0,
         targets: np.ndarray | None = None,
     ):
@@ -401,6 +472,7 @@ class DeviceStateModel:
                 "query": torch.from_numpy(queries_features[i]),
                 "hod": torch.from_numpy(hod[i].astype(np.int64)),
                 "how": torch.from_numpy(how[i].astype(np.int64)),
+                "persist": torch.from_numpy(transitions.features(d, horizons[i], lod[i] if lod is not None else None)),
                 "target": torch.from_numpy(targets[i]) if targets is not None else torch.zeros(len(i)),
             }
 
@@ -493,6 +565,7 @@ class DeviceStateModel:
         }
         inputs = self._device_inputs(history)
         agg = UsageAggregates.of(history, days)
+        trans = Transitions(history, days, self.horizons)
         self.text_dim_ = inputs["name"].shape[1]
 
         def prepared(queries: Queries, seed: int):
@@ -504,45 +577,71 @@ class DeviceStateModel:
                 lod[sel] = queries.slot[sel] // h.slots_per_day
             return qf, hod, how, target, lod
 
-        queries = self.sample_queries(history, fit_days, per_device=self.samples_per_device, seed=self.seed)
-        qf, hod, how, target, lod = prepared(queries, self.seed + 1)
-        validation = None
-        if any(fit_days[k] < days.get(k, 0) for k in fit_days):
-            vq = self.sample_queries(
-                history,
-                fit_days,
-                per_device=max(50, self.samples_per_device // 4),
-                seed=self.seed + 7,
-                held_out=True,
-                until=days,
-            )
-            vqf, vhod, vhow, vtarget, vlod = prepared(vq, self.seed + 8)
-            validation = (self._batches(history, agg, vq.device, vqf, vhod, vhow, vlod, inputs), vtarget, len(vq))
-        self.network_ = _Network(
-            usage_dim=usage_features(agg, np.zeros(1, int)).shape[1],
-            text_dim=self.text_dim_,
-            query_dim=qf.shape[1],
-            embedding_dim=self.embedding_dim,
-            hidden=self.hidden,
-        )
-        loader = make_loader(
-            _Samples(len(queries)), batch_size=self.batch_size, seed=self.seed,
-            collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, self.text_dropout, target),
-        )  # fmt: skip
-        self.base_rate_ = max(float(target.mean()), 1e-4)
-
         def loss_fn(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
             return F.binary_cross_entropy_with_logits(model(batch), batch["target"])
 
-        keeper = _KeepBest(self, validation)
-        self.history_ = fit(
-            self.network_, loader, loss_fn=loss_fn, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-            callbacks=[*callbacks, keeper], seed=self.seed,
-        )  # fmt: skip
-        keeper.restore()
-        self.validation_losses_ = keeper.losses
-        self.best_epoch_ = keeper.best_epoch
+        self.members_: list[_Network] = []
+        self.best_epochs_: list[int] = []
+        self.validation_losses_: list[float] = []
+        for member in range(self.ensemble):
+            seed = self.seed + 1009 * member  # member 0 is the single model of ensemble=1
+            seed_everything(seed)
+            queries = self.sample_queries(history, fit_days, per_device=self.samples_per_device, seed=seed)
+            qf, hod, how, target, lod = prepared(queries, seed + 1)
+            validation = None
+            if any(fit_days[k] < days.get(k, 0) for k in fit_days):
+                vq = self.sample_queries(
+                    history,
+                    fit_days,
+                    per_device=max(50, self.samples_per_device // 4),
+                    seed=self.seed + 7,
+                    held_out=True,
+                    until=days,
+                )
+                vqf, vhod, vhow, vtarget, vlod = prepared(vq, self.seed + 8)
+                collate = self._batches(history, agg, vq.device, vqf, vhod, vhow, vlod, inputs, trans, vq.horizon)
+                validation = (collate, vtarget, len(vq))
+            self.network_ = self._network(agg, qf)
+            loader = make_loader(
+                _Samples(len(queries)), batch_size=self.batch_size, seed=seed,
+                collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, trans,
+                                         queries.horizon, self.text_dropout, target),
+            )  # fmt: skip
+            keeper = _KeepBest(self, validation)
+            history_ = fit(
+                self.network_, loader, loss_fn=loss_fn, epochs=self.epochs, lr=self.lr,
+                weight_decay=self.weight_decay, callbacks=[*callbacks, keeper], seed=seed,
+            )  # fmt: skip
+            keeper.restore()
+            if self.refit and validation is not None and keeper.best_epoch >= 0:
+                # the validation days only chose the number of epochs: train again on every training day
+                seed_everything(seed)
+                queries = self.sample_queries(history, days, per_device=self.samples_per_device, seed=seed)
+                qf, hod, how, target, lod = prepared(queries, seed + 1)
+                self.network_ = self._network(agg, qf)
+                loader = make_loader(
+                    _Samples(len(queries)), batch_size=self.batch_size, seed=seed,
+                    collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, trans,
+                                             queries.horizon, self.text_dropout, target),
+                )  # fmt: skip
+                fit(self.network_, loader, loss_fn=loss_fn, epochs=keeper.best_epoch + 1, lr=self.lr,
+                    weight_decay=self.weight_decay, callbacks=list(callbacks), seed=seed)  # fmt: skip
+            self.members_.append(self.network_)
+            self.best_epochs_.append(keeper.best_epoch)
+            if member == 0:
+                self.history_, self.validation_losses_, self.best_epoch_ = history_, keeper.losses, keeper.best_epoch
+                self.base_rate_ = max(float(target.mean()), 1e-4)
+        self.network_ = self.members_[0]
         return self
+
+    def _network(self, agg: UsageAggregates, query_features: np.ndarray) -> _Network:
+        return _Network(
+            usage_dim=usage_features(agg, np.zeros(1, int)).shape[1],
+            text_dim=self.text_dim_,
+            query_dim=query_features.shape[1],
+            embedding_dim=self.embedding_dim,
+            hidden=self.hidden,
+        )
 
     def _check(self) -> None:
         if not hasattr(self, "network_"):
@@ -565,12 +664,16 @@ class DeviceStateModel:
             raise InvalidInputError("history: its text vectors do not match the fitted model's text encoder")
         agg = UsageAggregates.of(history, self.train_days_)
         qf, hod, how, _ = self._features(history, queries, inputs, hide_recency)
-        collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs)
+        trans = Transitions(history, self.train_days_, self.horizons)
+        collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs, trans, queries.horizon)
+        members = getattr(self, "members_", None) or [self.network_]
         out = []
-        self.network_.eval()
+        for net in members:
+            net.eval()
         with torch.no_grad():
             for a in range(0, len(queries), batch_size):
-                out.append(torch.sigmoid(self.network_(collate(list(range(a, min(a + batch_size, len(queries))))))))
+                batch = collate(list(range(a, min(a + batch_size, len(queries)))))
+                out.append(torch.stack([torch.sigmoid(net(batch)) for net in members]).mean(dim=0))
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
     def embed(

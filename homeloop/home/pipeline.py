@@ -26,7 +26,7 @@ from homeloop.home.hunches import hunch_candidates
 
 __all__ = ["InactivityHomeState", "find_hunches", "load_device_model", "model_path", "save_device_model"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the decoder also reads the device's transition rates; ensembles
 
 
 def model_path(models_dir: Path, dataset: str) -> Path:
