@@ -137,3 +137,25 @@ def test_transitions_count_what_follows_each_state_and_leave_a_day_out():
     base = 2 / 23
     left = trans.features(np.array([0]), np.array([1]), leave_out_day=np.array([0]))[0]
     np.testing.assert_allclose(left, [(1 + base) / 22, (1 + base) / 3], rtol=1e-5)
+
+
+def test_a_device_forgotten_before_the_window_is_still_forgotten_inside_it():
+    from homeloop.home.hunches import CONTEXT_FEATURE_NAMES, HunchCandidates, forgotten_labels
+
+    # the lamp is left on at 22:30 on day 1 and stays on until 08:00 on day 2; a second period on day 2 is fine
+    history = history_from_intervals(
+        [{"home_id": "h", "timezone": "UTC"}],
+        [{"device_id": "lamp", "home_id": "h", "name": "Lamp", "type": "light"}],
+        {"lamp": ([_t(22, day=2), _t(18, day=3)], [_t(8, day=3), _t(19, day=3)])},
+        slot_minutes=60,
+    )
+    forgotten = pd.DataFrame({"device_id": ["lamp"], "time": [_t(22, 30, day=2)]})
+    # candidates from a window that starts at midnight of day 2 (slot 24): the first period runs into it
+    slots = np.array([24, 25, 26, 42])
+    candidates = HunchCandidates(
+        device=np.zeros(4, np.int64),
+        slot=slots,
+        run=np.array([0, 0, 0, 1]),
+        context=np.zeros((4, len(CONTEXT_FEATURE_NAMES)), np.float32),
+    )
+    assert forgotten_labels(history, candidates, forgotten).tolist() == [1, 1, 1, 0]

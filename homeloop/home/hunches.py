@@ -179,7 +179,7 @@ def hunch_candidates(
 
 def forgotten_labels(history: DeviceHistory, candidates: HunchCandidates, forgotten: pd.DataFrame) -> np.ndarray:
     """1 where the candidate's device was forgotten (``truth_forgotten``) at or before the slot, in the same
-    on-period; else 0."""
+    on-period (which may have begun before the candidates' first slot); else 0."""
     table = history.device_table()
     index = {d: i for i, d in enumerate(table["device_id"])}
     homes = {h.home_id: h for h in history.homes}
@@ -197,10 +197,18 @@ def forgotten_labels(history: DeviceHistory, candidates: HunchCandidates, forgot
     labels = np.zeros(len(candidates), np.int8)
     if not forgot_slot:
         return labels
-    # first slot of each run
+    # where each on-period really began: candidates cover a window of slots, and a period that runs into the
+    # window from before it (a light left on overnight into the first held-out day) began earlier
     run_first: dict[int, int] = {}
-    for r, s in zip(candidates.run.tolist(), candidates.slot.tolist(), strict=True):
+    run_device: dict[int, int] = {}
+    for r, s, g in zip(candidates.run.tolist(), candidates.slot.tolist(), candidates.device.tolist(), strict=True):
         run_first[r] = min(s, run_first.get(r, s))
+        run_device[r] = g
+    rows = table["row"].to_numpy()
+    for r, s in run_first.items():
+        g = run_device[r]
+        off = np.flatnonzero(homes[table["home_id"].iloc[g]].on[rows[g], :s] == 0)
+        run_first[r] = int(off[-1]) + 1 if off.size else 0
     for i, (g, s, r) in enumerate(
         zip(candidates.device.tolist(), candidates.slot.tolist(), candidates.run.tolist(), strict=True)
     ):
