@@ -47,6 +47,12 @@ PC_VARIANTS = [
     {"name": "pc-kl w=1", "divergence": "kl", "weight": 1.0},
     {"name": "pc-kl w=3", "divergence": "kl", "weight": 3.0},
     {"name": "pc-kl w=10", "divergence": "kl", "weight": 10.0},
+    # a temperature softens an old model that is near-certain on its own training data (Hinton et al. 2015)
+    *(
+        {"name": f"pc-kl w={w:g} T={t:g}", "divergence": "kl", "weight": w, "temperature": t}
+        for t in (2.0, 4.0, 8.0)
+        for w in (0.5, 1.0, 2.0, 3.0)
+    ),
     {"name": "pc-lm w=0.1", "divergence": "logit_matching", "weight": 0.1},
     {"name": "pc-lm w=0.5", "divergence": "logit_matching", "weight": 0.5},
     # Yan et al.'s weighting: distil everywhere (alpha=1), six times as much where the old model was right
@@ -71,12 +77,24 @@ def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def run_pc(datasets: list[str], *, epochs: int | None, variants: list[dict], save, out: dict, **options) -> dict:
-    from homeloop.graceful.experiments import positive_congruent_experiment
+def run_pc(
+    datasets: list[str],
+    *,
+    epochs: int | None,
+    variants: list[dict],
+    save,
+    out: dict,
+    validation: bool = False,
+    **options,
+) -> dict:
+    from homeloop.graceful.experiments import positive_congruent_experiment, stratified_subset
 
     for name in datasets:
         train, test = LOADERS[name]()
-        log(f"pc: {name} ({len(train)} train, {len(test)} test)")
+        if validation:  # choose settings here: a stratified tenth of the training split stands in for the test split
+            held = set(map(id, stratified_subset(train, 0.1, seed=12345)))
+            train, test = [u for u in train if id(u) not in held], [u for u in train if id(u) in held]
+        log(f"pc: {name} ({len(train)} train, {len(test)} {'validation' if validation else 'test'})")
 
         def partial(results: dict, n: str = name) -> None:
             out[n] = results
@@ -121,6 +139,11 @@ def main() -> None:
     )
     parser.add_argument("--pc-new-encoder", default="fast", choices=["fast", "minilm"], help="the new NLU's encoder")
     parser.add_argument("--pc-new-epochs", type=int, default=None, help="epochs of the new NLUs")
+    parser.add_argument(
+        "--pc-validation",
+        action="store_true",
+        help="score on a stratified tenth of the training split instead of the test split (to choose settings)",
+    )
     parser.add_argument("--pc-old-fraction", type=float, default=0.5, help="share of the data the old NLU sees")
     parser.add_argument(
         "--bct-new-encoder", default="fast", choices=["fast", "minilm"], help="encoder of the new embedders"
@@ -158,6 +181,7 @@ def main() -> None:
             new_encoder=args.pc_new_encoder,
             new_epochs=args.pc_new_epochs,
             old_fraction=args.pc_old_fraction,
+            validation=args.pc_validation,
         )
     if "bct" in args.parts:
         from homeloop.graceful.bct import compatibility_experiment
