@@ -227,9 +227,17 @@ def _smart_home(ws: Workspace, staging: Path):
     """Device embeddings, archetypes, rooms and hunches on the simulated homes and the real houses A and D."""
     from homeloop.home import home_report_section
 
-    # light settings (hashed name vectors, fewer samples and epochs) keep the demo to minutes
+    # light settings (hashed name vectors, fewer samples and epochs, one model, no refit) keep the demo to minutes
     return home_report_section(
-        ws, staging, dataset="sim", houses_dataset="houses", text_encoder="hashing", samples_per_device=300, epochs=6
+        ws,
+        staging,
+        dataset="sim",
+        houses_dataset="houses",
+        text_encoder="hashing",
+        samples_per_device=300,
+        epochs=6,
+        refit=False,
+        houses_ensemble=1,
     )
 
 
