@@ -144,6 +144,7 @@ def main() -> None:
         action="store_true",
         help="score on a stratified tenth of the training split instead of the test split (to choose settings)",
     )
+    parser.add_argument("--pc-seed", type=int, default=1, help="seed of the new NLUs (the old one's is 0)")
     parser.add_argument("--pc-old-fraction", type=float, default=0.5, help="share of the data the old NLU sees")
     parser.add_argument(
         "--bct-new-encoder", default="fast", choices=["fast", "minilm"], help="encoder of the new embedders"
@@ -182,6 +183,7 @@ def main() -> None:
             new_epochs=args.pc_new_epochs,
             old_fraction=args.pc_old_fraction,
             validation=args.pc_validation,
+            new_seed=args.pc_seed,
         )
     if "bct" in args.parts:
         from homeloop.graceful.bct import compatibility_experiment
