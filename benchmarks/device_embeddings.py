@@ -6,7 +6,9 @@ hunches; each device in turn (name and room hidden) for rooms. Real houses A and
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/device_embeddings.py --homes 60 --days 28 --json
 
-Writes the report section's figures into ``--figures`` when given.
+Writes the report section's figures into ``--figures`` when given. ``--home-state-only`` runs
+just the home-state comparison (the simulated homes' state model is still trained, for the
+device embeddings); with ``--workspace`` an existing simulated world is reused.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-refit", action="store_true", help="Keep the best-validation-epoch weights instead of training again"
     )
     parser.add_argument("--no-sim", action="store_true", help="Real houses only")
+    parser.add_argument(
+        "--home-state-only",
+        action="store_true",
+        help="Simulated homes' state model and home state only (no real houses, rooms, archetypes or hunches)",
+    )
     parser.add_argument("--figures", default=None, help="Folder for the report section's figures")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON")
     args = parser.parse_args(argv)
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="homeloop-bench-"))
     ws = Workspace.open(root)
     lake = Lake(ws.lake)
-    if not lake.has("houses", "device_events"):
+    if not lake.has("houses", "device_events") and not args.home_state_only:
         ingest_houses(lake, ["A", "D"])
     dataset = f"sim-home-{args.homes}x{args.days}-s{args.seed}"
     started = time.perf_counter()
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         samples_per_device=args.samples_per_device,
         refit=not args.no_refit,
         houses_ensemble=args.houses_ensemble,
+        home_state_only=args.home_state_only,
         log=log,
     )
     if args.figures:

@@ -6,15 +6,23 @@ anything happened, share of devices and of lights on, door and lock activity, ti
 day): only the past, so the state can be told as it happens. :class:`HomeStateModel`
 is a gradient-boosted classifier over those features, trained across homes; it can
 also take a *home embedding* (:func:`home_embeddings`, the mean and maximum of a home's
-device embeddings), which says what kind of home it is. :func:`home_state_labels`
-turns the simulator's per-resident presence into the home's state: away when every
-resident is away, asleep when nobody is awake at home and someone sleeps, else home.
+device embeddings), which says what kind of home it is, or, as a control, a random
+vector per home (:func:`random_home_vectors`), which tells homes apart and says nothing
+about them. :func:`home_state_labels` turns the simulator's per-resident presence into
+the home's state: away when every resident is away, asleep when nobody is awake at home
+and someone sleeps, else home.
+
+:func:`evaluate_home_state` scores each feature set on the held-out later days of the
+homes it trained on, and on homes it never saw (:func:`home_folds`): only the second can
+show that what the home embedding *says* helps, since on the first a per-home constant
+can work as a home identifier.
 """
 
 from __future__ import annotations
 
+import zlib
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +37,9 @@ __all__ = [
     "evaluate_home_state",
     "home_activity_features",
     "home_embeddings",
+    "home_folds",
     "home_state_labels",
+    "random_home_vectors",
 ]
 
 HOME_STATES = ("home", "away", "asleep")
@@ -128,18 +138,47 @@ def home_embeddings(history: DeviceHistory, device_embeddings: np.ndarray) -> np
     return out
 
 
+def random_home_vectors(home_ids: Sequence[str], dim: int, *, seed: int = 0) -> np.ndarray:
+    """``[homes, dim]`` standard-normal vectors drawn from ``seed`` and each home's id alone.
+
+    The control for :func:`home_embeddings`: a per-home constant that tells homes apart
+    and carries nothing about them (the same home always gets the same vector).
+    """
+    out = np.empty((len(home_ids), dim), np.float32)
+    for i, home_id in enumerate(home_ids):
+        out[i] = np.random.default_rng([seed, zlib.crc32(str(home_id).encode())]).standard_normal(dim)
+    return out
+
+
+def home_folds(home_ids: Sequence[str], *, folds: int = 3, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """``folds`` pairs ``(train homes, test homes)``: every home is a test home exactly once, never both."""
+    from homeloop.errors import InvalidInputError
+
+    ids = sorted(set(home_ids))
+    if not 2 <= folds <= len(ids):
+        raise InvalidInputError(f"folds: expected 2 to {len(ids)} (the number of homes), got {folds}")
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(ids)), folds)
+    return [
+        ([ids[j] for j in sorted(set(range(len(ids))) - set(part.tolist()))], [ids[j] for j in sorted(part)])
+        for part in parts
+    ]
+
+
 class HomeStateModel:
     """Gradient-boosted classifier of the home's state from :func:`home_activity_features`.
 
     ``features``: ``"activity"`` (device activity and time), ``"clock"`` (time of day and
-    weekend only: the baseline), or ``"activity+home"`` (activity plus the home embedding).
+    weekend only: the baseline), ``"activity+home"`` (activity plus the home embedding), or
+    ``"activity+random"`` (activity plus :func:`random_home_vectors` of ``random_dim``
+    dimensions: the control for the home embedding).
     """
 
-    FEATURE_SETS = ("activity", "clock", "activity+home")
+    FEATURE_SETS = ("activity", "clock", "activity+home", "activity+random")
 
-    def __init__(self, *, features: str = "activity", max_iter: int = 200, seed: int = 0) -> None:
+    def __init__(self, *, features: str = "activity", max_iter: int = 200, random_dim: int = 64, seed: int = 0) -> None:
         self.features = features
         self.max_iter = max_iter
+        self.random_dim = random_dim
         self.seed = seed
 
     def _design(self, history: DeviceHistory, home_emb: np.ndarray | None, home_ids=None) -> list[np.ndarray]:
@@ -147,16 +186,18 @@ class HomeStateModel:
             from homeloop.errors import InvalidInputError
 
             raise InvalidInputError(f"features: expected one of {self.FEATURE_SETS}, got {self.features!r}")
+        if self.features == "activity+random":
+            home_emb = random_home_vectors([h.home_id for h in history.homes], self.random_dim, seed=self.seed)
+        elif self.features == "activity+home" and home_emb is None:
+            from homeloop.errors import InvalidInputError
+
+            raise InvalidInputError("features='activity+home' needs home_embeddings")
         out = []
         for i, h in enumerate(history.homes):
             x = home_activity_features(h)
             if self.features == "clock":
                 x = x[:, 8:11]
-            elif self.features == "activity+home":
-                if home_emb is None:
-                    from homeloop.errors import InvalidInputError
-
-                    raise InvalidInputError("features='activity+home' needs home_embeddings")
+            elif self.features in ("activity+home", "activity+random"):
                 x = np.concatenate([x, np.broadcast_to(home_emb[i], (len(x), home_emb.shape[1]))], axis=1)
             out.append(x)
         return out
@@ -200,43 +241,97 @@ class HomeStateModel:
         return out
 
 
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    pred = p.argmax(axis=1)
+    return {
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, average="macro")),
+        "away_auc": float(roc_auc_score(y == 1, p[:, 1])) if 0 < (y == 1).sum() < len(y) else float("nan"),
+        "asleep_auc": float(roc_auc_score(y == 2, p[:, 2])) if 0 < (y == 2).sum() < len(y) else float("nan"),
+    }
+
+
+def _held_out_slots(
+    history: DeviceHistory, labels: Mapping[str, np.ndarray], train_days: Mapping[str, int], probs: Mapping
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    ys, ps = [], []
+    for h in history.homes:
+        t = train_days.get(h.home_id, h.days) * h.slots_per_day
+        y = labels[h.home_id][t:]
+        keep = y >= 0
+        ys.append(y[keep])
+        ps.append(probs[h.home_id][t:][keep])
+    return ys, ps
+
+
 def evaluate_home_state(
     history: DeviceHistory,
     labels: Mapping[str, np.ndarray],
     train_days: Mapping[str, int],
     *,
     device_embeddings: np.ndarray | None = None,
+    home_folds_count: int | None = 3,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Each feature set trained on the training days and scored on the held-out later days.
 
     Figures per feature set: accuracy, macro F1, and one-vs-rest ROC-AUC for away and asleep.
-    """
-    from sklearn.metrics import f1_score, roc_auc_score
+    With ``device_embeddings``, ``"activity+home"`` and its control ``"activity+random"`` (a
+    random vector per home of the same dimension) join ``"clock"`` and ``"activity"``.
 
+    Two settings: the top-level figures train on every home's training days and score the
+    same homes' later days (a per-home constant can act as a home identifier there);
+    ``"held_out_homes"`` (unless ``home_folds_count`` is None) splits the homes into
+    ``home_folds_count`` folds (:func:`home_folds`), trains on the other folds' training days
+    and scores each fold's later days, so every home is scored once by a model that never saw it.
+    """
     emb = home_embeddings(history, device_embeddings) if device_embeddings is not None else None
-    sets = ["clock", "activity"] + (["activity+home"] if emb is not None else [])
+    sets = ["clock", "activity"] + (["activity+home", "activity+random"] if emb is not None else [])
+    dim = emb.shape[1] if emb is not None else 64
+
+    def model(name: str) -> HomeStateModel:
+        return HomeStateModel(features=name, random_dim=dim, seed=seed)
+
     out: dict[str, Any] = {}
     for name in sets:
-        model = HomeStateModel(features=name, seed=seed).fit(history, labels, train_days, home_embeddings=emb)
-        probs = model.predict_proba(history, home_embeddings=emb)
-        ys, ps = [], []
-        for h in history.homes:
-            t = train_days.get(h.home_id, h.days) * h.slots_per_day
-            y = labels[h.home_id][t:]
-            keep = y >= 0
-            ys.append(y[keep])
-            ps.append(probs[h.home_id][t:][keep])
-        y, p = np.concatenate(ys), np.concatenate(ps)
-        pred = p.argmax(axis=1)
-        out[name] = {
-            "accuracy": float((pred == y).mean()),
-            "macro_f1": float(f1_score(y, pred, average="macro")),
-            "away_auc": float(roc_auc_score(y == 1, p[:, 1])) if 0 < (y == 1).sum() < len(y) else float("nan"),
-            "asleep_auc": float(roc_auc_score(y == 2, p[:, 2])) if 0 < (y == 2).sum() < len(y) else float("nan"),
-        }
+        probs = (
+            model(name)
+            .fit(history, labels, train_days, home_embeddings=emb)
+            .predict_proba(history, home_embeddings=emb)
+        )
+        ys, ps = _held_out_slots(history, labels, train_days, probs)
+        y = np.concatenate(ys)
+        out[name] = _scores(y, np.concatenate(ps))
     out["slots"] = int(len(y))
     out["state_shares"] = {s: float((y == i).mean()) for i, s in enumerate(HOME_STATES)}
     if emb is not None:
         out["home_embedding_gain_macro_f1"] = out["activity+home"]["macro_f1"] - out["activity"]["macro_f1"]
+        out["random_vector_gain_macro_f1"] = out["activity+random"]["macro_f1"] - out["activity"]["macro_f1"]
+    if home_folds_count is None:
+        return out
+    row = {h.home_id: i for i, h in enumerate(history.homes)}
+    folds = home_folds(list(row), folds=home_folds_count, seed=seed)
+    unseen: dict[str, Any] = {"folds": len(folds), "homes": len(row)}
+    for name in sets:
+        ys, ps = [], []
+        for train_ids, test_ids in folds:
+            train, test = history.subset(train_ids), history.subset(test_ids)
+            e_train = emb[[row[h.home_id] for h in train.homes]] if emb is not None else None
+            e_test = emb[[row[h.home_id] for h in test.homes]] if emb is not None else None
+            probs = (
+                model(name)
+                .fit(train, labels, train_days, home_embeddings=e_train)
+                .predict_proba(test, home_embeddings=e_test)
+            )
+            y_f, p_f = _held_out_slots(test, labels, train_days, probs)
+            ys += y_f
+            ps += p_f
+        unseen[name] = _scores(np.concatenate(ys), np.concatenate(ps))
+    unseen["slots"] = int(sum(len(y) for y in ys))
+    if emb is not None:
+        unseen["home_embedding_gain_macro_f1"] = unseen["activity+home"]["macro_f1"] - unseen["activity"]["macro_f1"]
+        unseen["random_vector_gain_macro_f1"] = unseen["activity+random"]["macro_f1"] - unseen["activity"]["macro_f1"]
+    out["held_out_homes"] = unseen
     return out
