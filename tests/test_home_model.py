@@ -93,7 +93,7 @@ def test_home_state_from_activity_beats_the_clock(world):
     labels = home_state_labels(history, tables["truth_presence"].to_pandas())
     covered = np.concatenate([v for v in labels.values()])
     assert (covered >= 0).mean() > 0.95
-    result = evaluate_home_state(history, labels, days, device_embeddings=model.embed(history))
+    result = evaluate_home_state(history, labels, days, device_embeddings=model.embed(history), home_folds_count=None)
     assert result["activity"]["macro_f1"] > result["clock"]["macro_f1"]
     assert result["activity"]["asleep_auc"] > 0.9
     assert "home_embedding_gain_macro_f1" in result
