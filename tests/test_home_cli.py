@@ -30,8 +30,9 @@ def test_recorder_to_hunches_rooms_archetypes_and_automations(ha, tmp_path):
     ingested = _run(app, [*ws, "home", "ingest", str(ha.db_path), "--registry", str(ha.storage_dir), "--json"])
     assert ingested["entities"] == len(ha.entities)
     trained = _run(app, [*ws, "home", "train", "--text-encoder", "hashing", "--epochs", "3",
-                         "--samples-per-device", "300", "--json"])  # fmt: skip
+                         "--samples-per-device", "300", "--ensemble", "2", "--json"])  # fmt: skip
     assert trained["devices"] == len(ha.entities)
+    assert trained["ensemble"] == 2 and trained["refit"] is True  # the saved two-model average serves the rest
     held = trained["held_out"]
     assert held["model"]["auc"] > 0.5 and held["best_baseline"] in held
     out = tmp_path / "automations.yaml"

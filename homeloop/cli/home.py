@@ -60,6 +60,10 @@ def train(
         True, "--evaluate/--no-evaluate", help="First score on held-out later days against the baselines."
     ),
     train_fraction: float = typer.Option(0.7, "--train-fraction", help="Share of each home's days to train on."),
+    ensemble: int = typer.Option(1, "--ensemble", min=1, help="Average this many models trained from other seeds."),
+    refit: bool = typer.Option(
+        True, "--refit/--no-refit", help="Retrain on all training days for the epochs the validation days chose."
+    ),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
@@ -78,7 +82,14 @@ def train(
         raise _common.fail(f"--text-encoder {text_encoder!r}: expected one of {', '.join(sorted(TEXT_ENCODERS))}")
     ws = _common.workspace(ctx)
     history = _history(ctx, dataset)
-    params = dict(text_encoder=text_encoder, epochs=epochs, samples_per_device=samples_per_device, seed=seed)
+    params = dict(
+        text_encoder=text_encoder,
+        epochs=epochs,
+        samples_per_device=samples_per_device,
+        ensemble=ensemble,
+        refit=refit,
+        seed=seed,
+    )
     figures: dict[str, Any] = {"dataset": dataset, "homes": len(history.homes), "devices": history.n_devices,
                                "skipped": dict(history.skipped)}  # fmt: skip
     with _common.progress(quiet=as_json) as bar:
@@ -95,6 +106,7 @@ def train(
     path = save_device_model(model, model_path(ws.models, dataset), meta={"dataset": dataset, **params})
     figures["model"] = str(path)
     figures["best_epoch"] = model.best_epoch_
+    figures["ensemble"], figures["refit"] = ensemble, refit
     _common.emit(figures, as_json=as_json, title=f"home train {dataset}")
 
 
