@@ -25,7 +25,14 @@ from homeloop.home.features import DeviceHistory, HomeSlots, history_from_interv
 from homeloop.home.ha_schema import AUTOMATION_SCHEMA, validate_automations
 from homeloop.home.hunches import HunchAcceptanceModel, evaluate_hunches, hunch_candidates
 from homeloop.home.pipeline import InactivityHomeState, find_hunches, load_device_model, save_device_model
-from homeloop.home.presence import HomeStateModel, evaluate_home_state, home_embeddings, home_state_labels
+from homeloop.home.presence import (
+    HomeStateModel,
+    evaluate_home_state,
+    home_embeddings,
+    home_folds,
+    home_state_labels,
+    random_home_vectors,
+)
 from homeloop.home.rooms import evaluate_rooms, infer_rooms
 
 __all__ = [
@@ -53,8 +60,10 @@ __all__ = [
     "find_hunches",
     "history_from_intervals",
     "home_embeddings",
+    "home_folds",
     "home_report_section",
     "home_state_labels",
+    "random_home_vectors",
     "hunch_candidates",
     "infer_rooms",
     "load_device_model",
