@@ -76,6 +76,7 @@ def train_probe(
     clip_quantile: float = 0.7,
     batch_size: int = 2048,
     lr: float = 5e-3,
+    plain: tuple[int, int, float] = (256, 5, 5e-3),
 ) -> tuple[torch.nn.Module, dict | None]:
     """A linear intent classifier on frozen features, through homeloop's ``fit`` (and ``make_private``).
 
@@ -96,10 +97,10 @@ def train_probe(
     def per_example(model, batch):
         return F.cross_entropy(model(batch[0]) * 10.0, batch[1], reduction="none")  # scaled cosine logits
 
-    if epsilon == float("inf"):
-        optimizer = torch.optim.AdamW(probe.parameters(), lr=5e-3)
-        loader = make_loader(data, batch_size=256, seed=seed)
-        fit(probe, loader, loss_fn=lambda m, b: per_example(m, b).mean(), optimizer=optimizer, epochs=5)
+    if epsilon == float("inf"):  # plain = (batch size, epochs, learning rate) without privacy
+        optimizer = torch.optim.AdamW(probe.parameters(), lr=plain[2])
+        loader = make_loader(data, batch_size=plain[0], seed=seed)
+        fit(probe, loader, loss_fn=lambda m, b: per_example(m, b).mean(), optimizer=optimizer, epochs=plain[1])
         return probe, None
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
     private = make_private(
