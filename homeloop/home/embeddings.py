@@ -580,14 +580,24 @@ class DeviceStateModel:
         def loss_fn(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
             return F.binary_cross_entropy_with_logits(model(batch), batch["target"])
 
+        def training_loader(fit_until: Mapping[str, int], seed: int):
+            """Fresh training queries up to ``fit_until``: a new network, its loader and the queries' targets."""
+            queries = self.sample_queries(history, fit_until, per_device=self.samples_per_device, seed=seed)
+            qf, hod, how, target, lod = prepared(queries, seed + 1)
+            loader = make_loader(
+                _Samples(len(queries)), batch_size=self.batch_size, seed=seed,
+                collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, trans,
+                                         queries.horizon, self.text_dropout, target),
+            )  # fmt: skip
+            return self._network(agg, qf), loader, target
+
         self.members_: list[_Network] = []
         self.best_epochs_: list[int] = []
         self.validation_losses_: list[float] = []
         for member in range(self.ensemble):
             seed = self.seed + 1009 * member  # member 0 is the single model of ensemble=1
             seed_everything(seed)
-            queries = self.sample_queries(history, fit_days, per_device=self.samples_per_device, seed=seed)
-            qf, hod, how, target, lod = prepared(queries, seed + 1)
+            self.network_, loader, target = training_loader(fit_days, seed)
             validation = None
             if any(fit_days[k] < days.get(k, 0) for k in fit_days):
                 vq = self.sample_queries(
@@ -601,12 +611,6 @@ class DeviceStateModel:
                 vqf, vhod, vhow, vtarget, vlod = prepared(vq, self.seed + 8)
                 collate = self._batches(history, agg, vq.device, vqf, vhod, vhow, vlod, inputs, trans, vq.horizon)
                 validation = (collate, vtarget, len(vq))
-            self.network_ = self._network(agg, qf)
-            loader = make_loader(
-                _Samples(len(queries)), batch_size=self.batch_size, seed=seed,
-                collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, trans,
-                                         queries.horizon, self.text_dropout, target),
-            )  # fmt: skip
             keeper = _KeepBest(self, validation)
             history_ = fit(
                 self.network_, loader, loss_fn=loss_fn, epochs=self.epochs, lr=self.lr,
@@ -616,14 +620,7 @@ class DeviceStateModel:
             if self.refit and validation is not None and keeper.best_epoch >= 0:
                 # the validation days only chose the number of epochs: train again on every training day
                 seed_everything(seed)
-                queries = self.sample_queries(history, days, per_device=self.samples_per_device, seed=seed)
-                qf, hod, how, target, lod = prepared(queries, seed + 1)
-                self.network_ = self._network(agg, qf)
-                loader = make_loader(
-                    _Samples(len(queries)), batch_size=self.batch_size, seed=seed,
-                    collate_fn=self._batches(history, agg, queries.device, qf, hod, how, lod, inputs, trans,
-                                             queries.horizon, self.text_dropout, target),
-                )  # fmt: skip
+                self.network_, loader, target = training_loader(days, seed)
                 fit(self.network_, loader, loss_fn=loss_fn, epochs=keeper.best_epoch + 1, lr=self.lr,
                     weight_decay=self.weight_decay, callbacks=list(callbacks), seed=seed)  # fmt: skip
             self.members_.append(self.network_)

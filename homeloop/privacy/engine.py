@@ -45,6 +45,7 @@ norm follow that quantile as training shrinks the gradients (:class:`AdaptiveCli
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -573,7 +574,7 @@ class AdaptiveClipping:
         unclipped = float((norms <= clip).sum())
         noise = float(torch.randn((), generator=generator)) * self.count_noise
         share = (unclipped + noise) / max(1.0, float(expected_batch_size))
-        return float(clip * torch.exp(torch.tensor(-self.learning_rate * (share - self.target_quantile))))
+        return float(clip * math.exp(-self.learning_rate * (share - self.target_quantile)))
 
 
 # --------------------------------------------------------------------------- modes
@@ -613,7 +614,7 @@ def _prepare_bookkeeping(
 
 
 def _prepare_opacus(mode: str):
-    def prepare(model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator, adaptive=None):
+    def prepare(model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator):
         from opacus.grad_sample.utils import prepare_module
         from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 
