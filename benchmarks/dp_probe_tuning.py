@@ -22,10 +22,11 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from dp_utility import minilm_features, train_probe  # noqa: E402
+from dp_utility import train_probe  # noqa: E402
 
 from homeloop.datasets import load_hwu64  # noqa: E402
 from homeloop.graceful.experiments import stratified_subset  # noqa: E402
+from homeloop.nlu.probe import sentence_vectors  # noqa: E402
 
 #: non-private (batch, epochs, learning rate) and private (clip, quantile, batch, epochs, lr) settings tried
 PLAIN_GRID = list(itertools.product((64, 256), (1, 2, 3, 5, 8), (5e-3, 2e-2)))
@@ -59,7 +60,7 @@ def main() -> None:
     if args.feature_cache and os.path.exists(args.feature_cache):
         x_fit, x_val = torch.load(args.feature_cache)
     else:
-        x_fit, x_val = minilm_features(fit_part), minilm_features(val)
+        x_fit, x_val = sentence_vectors(fit_part), sentence_vectors(val)
         if args.feature_cache:
             torch.save((x_fit, x_val), args.feature_cache)
     intents = sorted({u.intent for u in train})

@@ -33,6 +33,7 @@ import torch
 
 from homeloop.datasets import load_clinc150, load_hwu64
 from homeloop.nlu import evaluate
+from homeloop.nlu.probe import probe_logits, sentence_vectors
 from homeloop.privacy.nlu import train_private_nlu
 
 DATASETS = {"hwu64": load_hwu64, "clinc150": load_clinc150}
@@ -49,19 +50,6 @@ def tfidf_accuracy(train, test) -> float:
     pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=500, C=10))
     pipe.fit([u.text.lower() for u in train], [u.intent for u in train])
     return float((pipe.predict([u.text.lower() for u in test]) == [u.intent for u in test]).mean())
-
-
-def minilm_features(utterances, *, batch_size: int = 64) -> torch.Tensor:
-    """Sentence vectors of the pretrained (public) all-MiniLM-L6-v2, mean-pooled and L2-normalised; frozen."""
-    from homeloop.nlu.encoders import MiniLMEncoder
-
-    encoder = MiniLMEncoder.build([]).eval()
-    chunks = []
-    with torch.no_grad():
-        for begin in range(0, len(utterances), batch_size):
-            tokens = [tuple(u.tokens) or ("",) for u in utterances[begin : begin + batch_size]]
-            chunks.append(encoder(encoder.encode(tokens)).sentence)
-    return torch.nn.functional.normalize(torch.cat(chunks), dim=1)
 
 
 def train_probe(
@@ -95,7 +83,7 @@ def train_probe(
     data = list(zip(features, torch.as_tensor(labels), strict=True))
 
     def per_example(model, batch):
-        return F.cross_entropy(model(batch[0]) * 10.0, batch[1], reduction="none")  # scaled cosine logits
+        return F.cross_entropy(probe_logits(model, batch[0]), batch[1], reduction="none")
 
     if epsilon == float("inf"):  # plain = (batch size, epochs, learning rate) without privacy
         optimizer = torch.optim.AdamW(probe.parameters(), lr=plain[2])
@@ -146,7 +134,7 @@ def probe_rows(train, test, epsilons, *, seeds: int, cache: str | None = None, *
     if cache and os.path.exists(cache):
         x_train, x_test = torch.load(cache)
     else:
-        x_train, x_test = minilm_features(train), minilm_features(test)
+        x_train, x_test = sentence_vectors(train), sentence_vectors(test)
         if cache:
             torch.save((x_train, x_test), cache)
     y_train = [index[u.intent] for u in train]

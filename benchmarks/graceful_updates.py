@@ -10,6 +10,13 @@ Parts (``--parts``, default all):
   interval, NFI, relative NFR, McNemar's p. Goal (issue 6): halve the plain
   NFR for at most +0.5 points of error. Anchor: Yan et al. CVPR 2021, ImageNet
   NFR 5.96% -> 3.04% for +0.7 points of error.
+- ``pc-probe``: the same update with linear probes on frozen MiniLM sentence
+  vectors (a half of the training split, then all of it), repeated over
+  ``--probe-seeds`` seeds (old and new models change with each): plain, focal
+  distillation, backward-compatible weight interpolation (BCWI, Schumann et
+  al. 2024) and both; mean and spread over seeds. Settings are chosen with
+  ``--pc-validation`` (a stratified tenth of the training split) and the test
+  split is scored once.
 - ``bct``: utterance-to-intent retrieval (gallery: training utterances,
   queries: test utterances, 1-NN intent accuracy and mAP): the compatibility
   matrix M(query model, gallery model) for old, new-plain and new-BCT models,
@@ -24,6 +31,7 @@ Run::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graceful_updates.py --parts pc --out graceful.json
     python benchmarks/graceful_updates.py --parts bct lqf --datasets hwu64 --epochs 4
     python benchmarks/graceful_updates.py --parts pc --datasets clinc150 --variants plain "pc-lm w=0.1"
+    OMP_NUM_THREADS=1 python benchmarks/graceful_updates.py --parts pc-probe --probe-seeds 10 --pc-validation
 
 Results are printed as tables and written as JSON to ``--out``.
 """
@@ -113,6 +121,61 @@ def run_pc(
     return out
 
 
+def run_pc_probe(
+    datasets: list[str], *, seeds: int, variants: list[dict], validation: bool, cache: Path | None
+) -> dict:
+    from homeloop.graceful.experiments import probe_update_experiment, stratified_subset
+    from homeloop.nlu.probe import sentence_vectors
+
+    out = {}
+    for name in datasets:
+        train, test = LOADERS[name]()
+        if validation:  # the same held-out tenth as the pc part
+            held = set(map(id, stratified_subset(train, 0.1, seed=12345)))
+            train, test = [u for u in train if id(u) not in held], [u for u in train if id(u) in held]
+        split = "validation" if validation else "test"
+        log(f"pc-probe: {name} ({len(train)} train, {len(test)} {split}): MiniLM sentence vectors")
+        path = cache / f"{name}-{split}-vectors.pt" if cache else None
+        if path and path.exists():
+            x_train, x_test = torch.load(path)
+        else:
+            x_train, x_test = sentence_vectors(train), sentence_vectors(test)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save((x_train, x_test), path)
+        intents = sorted({u.intent for u in train})
+        index = {intent: k for k, intent in enumerate(intents)}
+        out[name] = probe_update_experiment(
+            x_train,
+            [index[u.intent] for u in train],
+            x_test,
+            [index.get(u.intent, -1) for u in test],
+            n_classes=len(intents),
+            seeds=tuple(range(seeds)),
+            variants=variants,
+            progress=lambda m, n=name: log(f"pc-probe {n}: {m}"),
+        )
+        out[name]["split"] = split
+        print_pc_probe(name, out[name])
+    return out
+
+
+def print_pc_probe(name: str, r: dict) -> None:
+    print(
+        f"\n## {name} ({r['split']}): probes on MiniLM vectors, old model error {100 * r['old']['error_rate']:.2f}% "
+        f"({r['old']['train_fraction']:.0%} data); mean +- std over {len(r['seeds'])} seeds"
+    )
+    print("| update | error % | NFR % | NFR / plain | error vs plain (points) | PFR % |")
+    print("|---|---|---|---|---|---|")
+    for v, e in r["variants"].items():
+        print(
+            f"| {v} | {100 * e['error_rate']:.2f} +- {100 * e['error_rate_std']:.2f} | "
+            f"{100 * e['negative_flip_rate']:.2f} +- {100 * e['negative_flip_rate_std']:.2f} | "
+            f"{e.get('nfr_ratio_to_plain') or 0:.2f} | {100 * e.get('error_change_vs_plain', 0):+.2f} | "
+            f"{100 * e['positive_flip_rate']:.2f} |"
+        )
+
+
 def print_pc(name: str, r: dict) -> None:
     print(f"\n## {name}: old model error {100 * r['old']['error_rate']:.2f}% ({r['old']['train_fraction']:.0%} data)")
     print("| update | error % | NFR % [95% CI] | NFR / plain | error vs plain (points) | NFI | rel. NFR | PFR % | s |")
@@ -129,7 +192,9 @@ def print_pc(name: str, r: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["pc", "bct", "lqf"], choices=["pc", "bct", "lqf"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["pc", "pc-probe", "bct", "lqf"], choices=["pc", "pc-probe", "bct", "lqf"]
+    )
     parser.add_argument("--datasets", nargs="+", default=["hwu64", "clinc150"], choices=sorted(LOADERS))
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the fast encoder (default: its own)")
     parser.add_argument("--threads", type=int, default=1)
@@ -151,6 +216,11 @@ def main() -> None:
     )
     parser.add_argument("--bct-new-epochs", type=int, default=None, help="epochs of the new embedders")
     parser.add_argument("--bct-old-fraction", type=float, default=0.5, help="share of the data the old embedder sees")
+    parser.add_argument("--probe-seeds", type=int, default=10, help="seeds of the pc-probe part")
+    parser.add_argument("--feature-cache", type=Path, default=None, help="folder to keep MiniLM vectors in")
+    parser.add_argument(
+        "--probe-variants", nargs="+", default=None, help="pc-probe variants to run (default: all of PROBE_VARIANTS)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument(
         "--variants",
@@ -185,6 +255,18 @@ def main() -> None:
             validation=args.pc_validation,
             new_seed=args.pc_seed,
         )
+    if "pc-probe" in args.parts:
+        from homeloop.graceful.experiments import PROBE_VARIANTS
+
+        chosen = [v for v in PROBE_VARIANTS if args.probe_variants is None or v["name"] in args.probe_variants]
+        results["pc_probe"] = run_pc_probe(
+            args.datasets,
+            seeds=args.probe_seeds,
+            variants=chosen,
+            validation=args.pc_validation,
+            cache=args.feature_cache,
+        )
+        save()
     if "bct" in args.parts:
         from homeloop.graceful.bct import compatibility_experiment
 

@@ -46,6 +46,7 @@ __all__ = [
     "TeacherOutputs",
     "fit_positive_congruent",
     "focal_distillation_loss",
+    "focal_distillation_term",
     "label_space",
     "teacher_outputs",
 ]
@@ -172,6 +173,40 @@ DIVERGENCES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def focal_distillation_term(
+    teacher: TeacherOutputs,
+    *,
+    divergence: str = "kl",
+    alpha: float = 0.0,
+    beta: float = 1.0,
+    **divergence_options: Any,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``term(new_logits, index) -> scalar``: the batch mean of ``(alpha + beta * old_right) * D(new, old)``.
+
+    ``index`` holds each example's row in ``teacher`` (``batch["index"]``). Any model with intent logits can add
+    it to its task loss: :func:`focal_distillation_loss` does for the NLU, the linear probe of
+    :mod:`homeloop.graceful.probe_updates` for its own.
+    """
+    if divergence not in DIVERGENCES:
+        raise InvalidInputError(f"divergence {divergence!r}: expected one of {sorted(DIVERGENCES)}")
+    if alpha < 0 or beta < 0:
+        raise InvalidInputError(f"alpha, beta: expected non-negative numbers, got {alpha}, {beta}")
+    fn = partial(DIVERGENCES[divergence], **divergence_options)
+
+    def term(new_logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        index = index.cpu()
+        old = teacher.log_probs[index].to(new_logits.device)
+        if old.shape[1] != new_logits.shape[1]:
+            raise InvalidInputError(
+                f"teacher outputs have {old.shape[1]} labels but the network predicts {new_logits.shape[1]}: "
+                "build them with teacher_outputs(old, utterances) on the same utterances the new model trains on"
+            )
+        focus = alpha + beta * teacher.correct[index].to(old.dtype).to(old.device)
+        return (focus * fn(new_logits, old, teacher.known.to(old.device))).mean()
+
+    return term
+
+
 def focal_distillation_loss(
     teacher: TeacherOutputs,
     *,
@@ -182,7 +217,7 @@ def focal_distillation_loss(
     slot_loss_weight: float = 1.0,
     **divergence_options: Any,
 ) -> Callable[[nn.Module, dict[str, Any]], torch.Tensor]:
-    """A ``loss_fn(network, batch)``: the NLU's joint loss plus focal distillation towards ``teacher``.
+    """A ``loss_fn(network, batch)``: the NLU's joint loss plus ``weight`` times :func:`focal_distillation_term`.
 
     ``divergence`` names an entry of :data:`DIVERGENCES` (``divergence_options``
     such as ``temperature``, ``xi`` or ``k`` go to it). ``alpha=1, beta=0``
@@ -191,27 +226,16 @@ def focal_distillation_loss(
     must carry ``index`` (positions into the utterances ``teacher`` read), as
     ``IntentSlotModel.fit`` provides.
     """
-    if divergence not in DIVERGENCES:
-        raise InvalidInputError(f"divergence {divergence!r}: expected one of {sorted(DIVERGENCES)}")
-    if weight < 0 or alpha < 0 or beta < 0:
-        raise InvalidInputError(f"weight, alpha, beta: expected non-negative numbers, got {weight}, {alpha}, {beta}")
-    fn = partial(DIVERGENCES[divergence], **divergence_options)
+    if weight < 0:
+        raise InvalidInputError(f"weight: expected a non-negative number, got {weight}")
+    term = focal_distillation_term(teacher, divergence=divergence, alpha=alpha, beta=beta, **divergence_options)
 
     def loss_fn(network: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         out = network(batch["inputs"])
         loss = joint_loss_of_output(out, batch, slot_loss_weight=slot_loss_weight)
         if weight == 0:
             return loss
-        index = batch["index"].cpu()
-        old = teacher.log_probs[index].to(out.intent_logits.device)
-        if old.shape[1] != out.intent_logits.shape[1]:
-            raise InvalidInputError(
-                f"teacher outputs have {old.shape[1]} labels but the network predicts {out.intent_logits.shape[1]}: "
-                "build them with teacher_outputs(old, utterances) on the same utterances the new model trains on"
-            )
-        focus = alpha + beta * teacher.correct[index].to(old.dtype).to(old.device)
-        known = teacher.known.to(old.device)
-        return loss + weight * (focus * fn(out.intent_logits, old, known)).mean()
+        return loss + weight * term(out.intent_logits, batch["index"])
 
     return loss_fn
 

@@ -18,8 +18,22 @@ from typing import Any
 __all__ = ["demo_update", "error_vs_nfr_figure", "graceful_report_section"]
 
 
+def _nfr_point(e: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """(error %, NFR %, bar below, bar above): a 95% interval for one draw, one standard deviation over seeds."""
+    nfr = e["negative_flip_rate"]
+    if isinstance(nfr, Mapping):  # positive_congruent_experiment: one draw with a bootstrap interval
+        return (
+            100 * e["error_rate"],
+            100 * nfr["value"],
+            100 * (nfr["value"] - nfr["low"]),
+            100 * (nfr["high"] - nfr["value"]),
+        )
+    spread = 100 * e.get("negative_flip_rate_std", 0.0)  # probe_update_experiment: mean over seeds
+    return 100 * e["error_rate"], 100 * nfr, spread, spread
+
+
 def error_vs_nfr_figure(pc_results: Mapping[str, Any], path: Path) -> Path:
-    """One panel per dataset: each update's error (x) against its negative flip rate (y, 95% interval)."""
+    """One panel per dataset: each update's error (x) against its negative flip rate (y, with its bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,27 +44,15 @@ def error_vs_nfr_figure(pc_results: Mapping[str, Any], path: Path) -> Path:
     for ax, name in zip(axes[0], datasets, strict=False):
         r = pc_results[name]
         for variant, e in r["variants"].items():
-            nfr = e["negative_flip_rate"]
-            colour = "#7f7f7f" if variant == "plain" else "#1f77b4" if "kl" in variant else "#2ca02c"
-            ax.errorbar(
-                100 * e["error_rate"],
-                100 * nfr["value"],
-                yerr=[[100 * (nfr["value"] - nfr["low"])], [100 * (nfr["high"] - nfr["value"])]],
-                fmt="o",
-                color=colour,
-                capsize=3,
-            )
-            ax.annotate(
-                variant,
-                (100 * e["error_rate"], 100 * nfr["value"]),
-                fontsize=7,
-                xytext=(4, 3),
-                textcoords="offset points",
-            )
+            error, nfr, below, above = _nfr_point(e)
+            colour = "#7f7f7f" if variant == "plain" else "#2ca02c" if "bcwi" in variant else "#1f77b4"
+            ax.errorbar(error, nfr, yerr=[[below], [above]], fmt="o", color=colour, capsize=3)
+            ax.annotate(variant, (error, nfr), fontsize=7, xytext=(4, 3), textcoords="offset points")
         plain = r["variants"].get("plain")
         if plain:
-            ax.axhline(50 * plain["negative_flip_rate"]["value"], ls=":", color="#c0504d", lw=1)
-            ax.axvline(100 * plain["error_rate"] + 0.5, ls=":", color="#c0504d", lw=1)
+            error, nfr, _, _ = _nfr_point(plain)
+            ax.axhline(nfr / 2, ls=":", color="#c0504d", lw=1)
+            ax.axvline(error + 0.5, ls=":", color="#c0504d", lw=1)
         ax.set_title(f"{name}: old model error {100 * r['old']['error_rate']:.1f}%", fontsize=9)
         ax.set_xlabel("error of the new model (%)")
         ax.set_ylabel("negative flip rate (%)")
@@ -65,6 +67,7 @@ def graceful_report_section(
     staging: Path,
     *,
     pc_results: Mapping[str, Any] | None = None,
+    probe_results: Mapping[str, Any] | None = None,
     compatibility: Mapping[str, Any] | None = None,
     gate: Mapping[str, Any] | None = None,
 ) -> Any:
@@ -73,6 +76,7 @@ def graceful_report_section(
 
     ``staging`` is the report folder (the figure is written there);
     ``pc_results`` maps a dataset to a ``positive_congruent_experiment`` result;
+    ``probe_results`` maps a dataset to a ``probe_update_experiment`` result (means over seeds);
     ``compatibility`` maps a dataset to a ``compatibility_experiment`` result;
     ``gate`` is a :func:`demo_update` result (or a ``Proposal.as_dict()``).
     Parts left as None are left out.
@@ -111,6 +115,32 @@ def graceful_report_section(
             )
         )
         section.figures.append(("graceful_nfr.png", "Error against negative flip rate, plain and PC training"))
+    if probe_results:
+        error_vs_nfr_figure(probe_results, staging / "graceful_nfr_probe.png")
+        rows = [
+            [
+                name,
+                variant,
+                f"{100 * e['error_rate']:.2f} ± {100 * e['error_rate_std']:.2f}",
+                f"{100 * e['negative_flip_rate']:.2f} ± {100 * e['negative_flip_rate_std']:.2f}",
+                round(e.get("nfr_ratio_to_plain") or 0.0, 2),
+                round(100 * e.get("error_change_vs_plain", 0.0), 2),
+            ]
+            for name, r in probe_results.items()
+            for variant, e in r["variants"].items()
+        ]
+        seeds = max(len(r["seeds"]) for r in probe_results.values())
+        section.tables.append(
+            (
+                f"Updates of a linear intent probe on MiniLM sentence vectors (old: half the training data), "
+                f"mean ± std over {seeds} seeds",
+                ["dataset", "update", "error %", "NFR %", "NFR / plain", "error vs plain (points)"],
+                rows,
+            )
+        )
+        section.figures.append(
+            ("graceful_nfr_probe.png", "Error against negative flip rate of the probe updates (bars: one std)")
+        )
     if compatibility:
         for name, c in compatibility.items():
             models = list(c["matrix"])

@@ -1,0 +1,89 @@
+"""Linear probes, weight interpolation (BCWI) and the probe update experiment."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from homeloop.errors import InvalidInputError
+from homeloop.graceful.experiments import probe_update_experiment, stratified_indices
+from homeloop.graceful.interpolation import interpolate_weights
+from homeloop.nlu.probe import fit_probe, probe_logits
+
+
+def clusters(n_per_class: int, n_classes: int = 4, dim: int = 16, spread: float = 0.9, seed: int = 0):
+    centres = torch.nn.functional.normalize(
+        torch.randn(n_classes, dim, generator=torch.Generator().manual_seed(99)), dim=1
+    )
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n_classes).repeat_interleave(n_per_class)
+    x = centres[y] + spread * torch.randn(len(y), dim, generator=g) / dim**0.5
+    return torch.nn.functional.normalize(x, dim=1), y
+
+
+def test_interpolation_moves_every_weight_between_the_two_models():
+    torch.manual_seed(0)
+    old, new = nn.Linear(3, 2), nn.Linear(3, 2)
+    assert torch.equal(interpolate_weights(old, new, 0.0).weight, new.weight)
+    assert torch.allclose(interpolate_weights(old, new, 1.0).weight, old.weight)
+    half = interpolate_weights(old, new, 0.5)
+    assert torch.allclose(half.bias, (old.bias + new.bias) / 2)
+    assert half is not new and not torch.equal(new.weight, half.weight)  # a copy; new is untouched
+
+
+def test_interpolation_refuses_different_architectures_and_bad_weights():
+    with pytest.raises(InvalidInputError, match="'weight' has shape"):
+        interpolate_weights(nn.Linear(3, 2), nn.Linear(3, 5), 0.5)
+    with pytest.raises(InvalidInputError, match="differ in architecture"):
+        interpolate_weights(nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 2)), 0.5)
+    with pytest.raises(InvalidInputError, match="old_weight"):
+        interpolate_weights(nn.Linear(3, 2), nn.Linear(3, 2), 1.5)
+
+
+def test_probe_learns_held_out_clusters_and_checks_its_input():
+    x, y = clusters(60)
+    x_test, y_test = clusters(30, seed=1)
+    probe = fit_probe(x, y, 4, epochs=10, batch_size=32)
+    accuracy = float((probe_logits(probe, x_test).argmax(1) == y_test).float().mean())
+    assert accuracy > 0.9
+    with pytest.raises(InvalidInputError, match="class indices"):
+        fit_probe(x, y + 1, 4)
+    with pytest.raises(InvalidInputError, match="one row per label"):
+        fit_probe(x[:-1], y, 4)
+
+
+def test_stratified_indices_keep_every_label():
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"]
+    keep = stratified_indices(labels, 0.5, seed=0)
+    assert keep == sorted(keep)
+    assert sorted({labels[i] for i in keep}) == ["a", "b", "c"]
+    assert sum(labels[i] == "a" for i in keep) == 5
+
+
+def test_probe_update_experiment_measures_flips_per_seed():
+    x, y = clusters(40, spread=1.6)
+    x_test, y_test = clusters(40, spread=1.6, seed=1)
+    variants = [
+        {"name": "plain"},
+        {"name": "fd", "divergence": "kl", "weight": 1.0, "temperature": 4.0},
+        {"name": "old weights", "interpolate": 1.0},
+    ]
+    r = probe_update_experiment(
+        x,
+        y.tolist(),
+        x_test,
+        y_test.tolist(),
+        n_classes=4,
+        seeds=(0, 1, 2),
+        variants=variants,
+        probe_options={"batch_size": 16},
+    )
+    plain, fd, old = (r["variants"][k] for k in ("plain", "fd", "old weights"))
+    assert len(plain["per_seed"]) == 3 and plain["nfr_ratio_to_plain"] == pytest.approx(1.0)
+    assert r["old"]["error_rate"] < 0.5 and plain["error_rate"] < 0.5  # chance is 0.75
+    assert plain["negative_flip_rate"] > 0  # the noisy clusters leave flips to remove
+    # interpolating all the way back gives the old model: no flips at all, and the old model's error
+    assert old["negative_flip_rate"] == 0 and old["positive_flip_rate"] == 0
+    assert old["error_rate"] == pytest.approx(r["old"]["error_rate"])
+    assert 0 <= fd["negative_flip_rate"] <= 1 and fd["error_rate_std"] >= 0
