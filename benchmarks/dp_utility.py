@@ -66,62 +66,36 @@ def train_probe(
     lr: float = 5e-3,
     plain: tuple[int, int, float] = (256, 5, 5e-3),
 ) -> tuple[torch.nn.Module, dict | None]:
-    """A linear intent classifier on frozen features, through homeloop's ``fit`` (and ``make_private``).
+    """A linear intent classifier on frozen features: :func:`homeloop.nlu.probe.fit_probe` without privacy,
+    :func:`homeloop.privacy.probe.fit_private_probe` with it.
 
     Without privacy: 5 epochs of batches of 256 at AdamW 5e-3 (early stopping matters: chosen among batch
     64 / 256, 1-8 epochs and rates 5e-3 / 2e-2). With privacy: Poisson batches of ``batch_size``, ``epochs``
     passes, adaptive clipping at ``clip_quantile``, AdamW at ``lr``. Both were chosen on the same validation
     split (a stratified tenth of HWU64's training data, never a test split), with about the same effort.
     """
-    import torch.nn.functional as F
+    from dataclasses import asdict
 
-    from homeloop.privacy import make_private
-    from homeloop.training import fit, make_loader
-
-    torch.manual_seed(seed)
-    probe = torch.nn.Linear(features.shape[1], n_classes)
-    data = list(zip(features, torch.as_tensor(labels), strict=True))
-
-    def per_example(model, batch):
-        return F.cross_entropy(probe_logits(model, batch[0]), batch[1], reduction="none")
+    from homeloop.nlu.probe import fit_probe
+    from homeloop.privacy.probe import fit_private_probe
 
     if epsilon == float("inf"):  # plain = (batch size, epochs, learning rate) without privacy
-        optimizer = torch.optim.AdamW(probe.parameters(), lr=plain[2])
-        loader = make_loader(data, batch_size=plain[0], seed=seed)
-        fit(probe, loader, loss_fn=lambda m, b: per_example(m, b).mean(), optimizer=optimizer, epochs=plain[1])
-        return probe, None
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
-    private = make_private(
-        probe,
-        optimizer,
-        make_loader(data, batch_size=min(batch_size, len(data) // 4), seed=seed),
-        epochs=epochs,
+        return fit_probe(
+            features, labels, n_classes, seed=seed, batch_size=plain[0], epochs=plain[1], lr=plain[2]
+        ), None
+    probe, record = fit_private_probe(
+        features,
+        labels,
+        n_classes,
         target_epsilon=epsilon,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
         max_grad_norm=max_grad_norm,
         clip_quantile=clip_quantile,
-        per_example_loss=per_example,
         seed=seed,
     )
-    fit(
-        private.module,
-        private.data_loader,
-        loss_fn=private.loss(per_example),
-        optimizer=private.optimizer,
-        epochs=epochs,
-    )
-    private.detach()
-    spent = private.spent()
-    return probe, {
-        "epsilon": spent.epsilon,
-        "epsilon_rdp": spent.epsilon_rdp,
-        "delta": spent.delta,
-        "noise_multiplier": private.noise_multiplier,
-        "max_grad_norm": private.max_grad_norm,
-        "final_max_grad_norm": private.current_max_grad_norm,
-        "expected_batch_size": private.expected_batch_size,
-        "steps": private.steps,
-        "clipping": private.clipping,
-    }
+    return probe, asdict(record)
 
 
 def probe_rows(train, test, epsilons, *, seeds: int, cache: str | None = None, **options) -> list[dict]:
@@ -145,7 +119,7 @@ def probe_rows(train, test, epsilons, *, seeds: int, cache: str | None = None, *
         for seed in range(seeds):
             probe, record = train_probe(x_train, y_train, len(intents), epsilon=eps, seed=seed, **options)
             with torch.no_grad():
-                predicted = probe(x_test).argmax(1).tolist()
+                predicted = probe_logits(probe, x_test).argmax(1).tolist()
             accuracies.append(sum(intents[p] == u.intent for p, u in zip(predicted, test, strict=True)) / len(test))
             records.append(record)
         rows.append(

@@ -7,9 +7,14 @@ rest, and reports: loss-threshold and LiRA (offline) membership-inference AUC an
 empirical epsilon lower bound (95% confidence) beside the accountant's epsilon, canary exposure (bits, of
 log2(10^4) = 13.3) and canary extraction success (whole secret; chance 1e-4; and per digit, chance 0.1).
 
+``--model minilm-probe`` audits the private linear probe on frozen MiniLM sentence vectors instead
+(:func:`homeloop.privacy.probe.train_private_probe`, the ``dp_utility.py`` recipe; one shared memo of
+sentence vectors, so shadow models cost seconds): the model whose accuracy survives DP.
+
 Run::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/privacy_attacks.py
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/privacy_attacks.py --model minilm-probe --members 3000 --shadows 16
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/privacy_attacks.py --members 500 --shadows 2 --epsilons inf 8
     ... --json --out privacy_attacks.json
 """
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shadows", type=int, default=4)
     parser.add_argument("--canaries", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the fast NLU")
+    parser.add_argument("--model", choices=["fast", "minilm-probe"], default="fast", help="the recipe audited")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
@@ -48,6 +54,17 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     started = time.perf_counter()
+    trainer = None
+    if args.model == "minilm-probe":
+        from homeloop.nlu.probe import SentenceVectors
+        from homeloop.privacy.probe import train_private_probe
+
+        vectors = SentenceVectors()
+
+        def minilm_probe(examples, seed, epsilon):
+            return train_private_probe(examples, target_epsilon=epsilon, seed=seed, vectors=vectors)
+
+        trainer = minilm_probe
     audit = audit_privacy(
         load_hwu64("train"),
         epsilons=args.epsilons,
@@ -59,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         encoder_params=SMALL_FAST,
         epochs=args.epochs,
         seed=args.seed,
+        trainer=trainer,
         on_stage=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     result = {
@@ -76,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         s = audit.settings
         print(
             f"HWU64, {s['members']} members / {s['non_members']} non-members, {s['shadows']} shadows, "
-            f"{s['canaries']} canaries x {s['repeats']}, fast encoder, {s['epochs']} epochs"
+            f"{s['canaries']} canaries x {s['repeats']}, "
+            + (f"fast encoder, {s['epochs']} epochs" if args.model == "fast" else "linear probe on MiniLM vectors")
         )
         print(
             f"{'epsilon':>8} {'acct eps':>9} {'emp eps':>8} {'loss AUC':>9} {'loss TPR':>9} {'LiRA AUC':>9} "

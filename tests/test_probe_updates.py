@@ -87,3 +87,24 @@ def test_probe_update_experiment_measures_flips_per_seed():
     assert old["negative_flip_rate"] == 0 and old["positive_flip_rate"] == 0
     assert old["error_rate"] == pytest.approx(r["old"]["error_rate"])
     assert 0 <= fd["negative_flip_rate"] <= 1 and fd["error_rate_std"] >= 0
+
+
+def test_report_section_shows_probe_updates(tmp_path):
+    from homeloop.graceful.report import graceful_report_section
+
+    x, y = clusters(20, spread=1.6)
+    r = probe_update_experiment(
+        x,
+        y.tolist(),
+        x,
+        y.tolist(),
+        n_classes=4,
+        seeds=(0, 1),
+        variants=[{"name": "plain"}, {"name": "bcwi 0.5", "interpolate": 0.5}],
+        probe_options={"batch_size": 16},
+    )
+    section = graceful_report_section(tmp_path, probe_results={"toy": r})
+    assert (tmp_path / "graceful_nfr_probe.png").stat().st_size > 0
+    title, header, rows = section.tables[0]
+    assert "2 seeds" in title and header[3] == "NFR %"
+    assert [row[1] for row in rows] == ["plain", "bcwi 0.5"]

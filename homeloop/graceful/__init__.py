@@ -5,6 +5,8 @@
 - :mod:`homeloop.graceful.pctraining`: positive-congruent training (focal
   distillation, KL and logit matching; an ELODI-style ensemble variant) as a
   ``loss_fn`` for :func:`homeloop.training.fit`;
+- :mod:`homeloop.graceful.interpolation`: backward-compatible weight interpolation
+  (BCWI): the new model's weights moved part of the way back to the old one's;
 - :mod:`homeloop.graceful.bct`: backward-compatible embeddings and compatibility
   across model sizes, measured by utterance-to-intent retrieval;
 - :mod:`homeloop.graceful.lqf`: linearised quadratic fine-tuning of the NLU head;
@@ -38,6 +40,7 @@ from homeloop.graceful.gate import (
     rollback,
     serving_model_path,
 )
+from homeloop.graceful.interpolation import interpolate_weights
 from homeloop.graceful.lqf import HeadFineTuner
 from homeloop.graceful.pctraining import (
     DIVERGENCES,
@@ -61,6 +64,7 @@ __all__ = [
     "fit_positive_congruent",
     "focal_distillation_loss",
     "graceful_report_section",
+    "interpolate_weights",
     "mcnemar_test",
     "negative_flip_impact",
     "negative_flip_rate",

@@ -91,9 +91,16 @@ def audit_privacy(
     epochs: int = 8,
     delta: float | None = None,
     seed: int = 0,
+    trainer: Callable[[Sequence[Any], int, float], tuple[Any, Any]] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> PrivacyAudit:
-    """Audit the recipe at each of ``epsilons`` (see the module docstring)."""
+    """Audit the recipe at each of ``epsilons`` (see the module docstring).
+
+    The recipe is the NLU's (``encoder``, ``encoder_params``, ``epochs``) unless
+    ``trainer(examples, seed, epsilon) -> (model, PrivacyRecord | None)`` gives
+    another, such as :func:`homeloop.privacy.probe.train_private_probe`; its
+    model needs ``predict_proba(texts)`` and ``intents_``.
+    """
     from homeloop.privacy.nlu import train_private_nlu
 
     data = [u for u in utterances if u.tokens]
@@ -116,6 +123,8 @@ def audit_privacy(
         def fit(examples: Sequence[Any], fit_seed: int, eps: float = eps):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if trainer is not None:
+                    return trainer(examples, fit_seed, eps)
                 return train_private_nlu(
                     examples,
                     target_epsilon=eps,
@@ -193,9 +202,10 @@ def audit_privacy(
         "canaries": canaries,
         "repeats": repeats,
         "digits": digits,
-        "encoder": encoder,
-        "encoder_params": encoder_params,
-        "epochs": epochs,
+        "recipe": getattr(trainer, "__name__", repr(trainer)) if trainer is not None else "nlu",
+        "encoder": encoder if trainer is None else None,
+        "encoder_params": encoder_params if trainer is None else None,
+        "epochs": epochs if trainer is None else None,
         "seed": seed,
         "chance": {"extraction_exact": 10.0**-digits, "extraction_digits": 0.1, "exposure": 1.0, "auc": 0.5},
     }
