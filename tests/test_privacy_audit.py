@@ -168,3 +168,32 @@ def test_report_section_has_the_curves_tables_and_figures(tmp_path) -> None:
     assert len(section.tables) == 3 and len(section.figures) == 2
     assert all((tmp_path / name).stat().st_size > 1000 for name, _ in section.figures)
     assert privacy_report_section(tmp_path).tables == []
+
+
+def test_private_probe_learns_within_its_budget_and_can_be_audited() -> None:
+    from homeloop.nlu.probe import SentenceVectors
+    from homeloop.privacy import audit_privacy
+    from homeloop.privacy.probe import train_private_probe
+
+    train = load_hwu64("train")
+    intents = sorted({u.intent for u in train})[:8]
+    data = [u for u in train if u.intent in intents]
+    random.Random(0).shuffle(data)
+    fit_part, held = data[:800], data[800:1000]
+    vectors = SentenceVectors()
+    probe, record = train_private_probe(fit_part, target_epsilon=8.0, seed=0, vectors=vectors)
+    assert record is not None and record.epsilon <= 8.0 + 1e-3 and record.epsilon <= record.epsilon_rdp + 0.02
+    predicted = probe.predict_proba([" ".join(u.tokens) for u in held]).argmax(1)
+    accuracy = np.mean([probe.intents_[p] == u.intent for p, u in zip(predicted, held, strict=True)])
+    assert accuracy > 0.6  # chance is 1/8
+
+    def trainer(examples, seed, epsilon):
+        return train_private_probe(examples, target_epsilon=epsilon, seed=seed, vectors=vectors)
+
+    audit = audit_privacy(
+        data, epsilons=(math.inf, 8.0), members=100, shadows=1, canaries=1, repeats=4, digits=2, trainer=trainer
+    )
+    plain, private = audit.rows
+    assert plain.accountant_epsilon == math.inf and private.accountant_epsilon <= 8.0 + 1e-3
+    assert private.empirical_epsilon <= private.accountant_epsilon
+    assert audit.settings["recipe"] == "trainer" and audit.settings["encoder"] is None
