@@ -256,15 +256,20 @@ def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
     too long for the demo); None when they are not there (an installed wheel has no benchmarks folder)."""
     from homeloop.privacy import privacy_report_section
 
-    files = {"utility": "dp_utility.json", "attacks": "privacy_attacks.json", "speed": "dp_speed_batch256.json"}
-    found = {key: results / name for key, name in files.items() if (results / name).is_file()}
+    files = {
+        "utility": ["dp_utility.json"],
+        "attacks": ["privacy_attacks.json", "privacy_attacks_probe.json"],
+        "speed": ["dp_speed_batch256.json"],
+    }
+    found = {key: [results / n for n in names if (results / n).is_file()] for key, names in files.items()}
+    found = {key: paths if key == "attacks" else paths[0] for key, paths in found.items() if paths}
     if not found:
         return None
     section = privacy_report_section(staging, **found)
     section.paragraphs.append(
-        f"Recorded by the benchmarks (<code>{', '.join(sorted(files.values()))}</code> in "
+        f"Recorded by the benchmarks (<code>{', '.join(sorted(n for names in files.values() for n in names))}</code> in "
         "<code>benchmarks/results</code>), not re-measured by this demo run; "
-        "<code>python benchmarks/dp_utility.py</code>, <code>benchmarks/privacy_attacks.py</code> and "
+        "<code>python benchmarks/dp_utility.py</code>, <code>benchmarks/privacy_attacks.py [--model minilm-probe]</code> and "
         "<code>benchmarks/dp_speed.py --batch-size 256</code> reproduce them (BENCHMARKS.md has the exact commands)."
     )
     return section

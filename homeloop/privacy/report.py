@@ -102,6 +102,14 @@ def _attack_figure(attacks: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _attacked_model(attacks: dict[str, Any]) -> str:
+    settings = attacks.get("settings", {})
+    recipe = settings.get("recipe", "nlu")
+    if recipe == "nlu":
+        return f"the NLU ({settings.get('encoder', 'fast')} encoder)"
+    return "the linear probe on MiniLM vectors" if "probe" in recipe else str(recipe)
+
+
 def privacy_report_section(
     folder: str | Path,
     *,
@@ -109,13 +117,14 @@ def privacy_report_section(
     attacks: Any = None,
     speed: Any = None,
 ) -> Any:
-    """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths);
-    figures are written into ``folder`` (the report's staging folder)."""
+    """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths;
+    ``attacks`` may also be a list of them, one audited recipe each); figures are written into ``folder``
+    (the report's staging folder)."""
     from homeloop.report import Section
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    utility, attacks, speed = _load(utility), _load(attacks), _load(speed)
+    utility, speed = _load(utility), _load(speed)
     section = Section(title="Privacy: differentially private training and measured leakage")
     section.paragraphs.append(
         "The assistant's NLU trains with DP-SGD through the same training loop as every model "
@@ -159,7 +168,8 @@ def privacy_report_section(
         section.figures.append(
             (_accuracy_figure(utility, folder / "privacy_accuracy_epsilon.png").name, "Accuracy against epsilon")
         )
-    if attacks:
+    for k, data in enumerate(filter(None, map(_load, attacks if isinstance(attacks, (list, tuple)) else [attacks]))):
+        model = _attacked_model(data)
         rows = [
             [
                 _eps_label(r["target_epsilon"]),
@@ -172,13 +182,17 @@ def privacy_report_section(
                 r["canary_exposure"],
                 r["extraction_exact"],
                 r["extraction_digits"],
+                r.get("test_accuracy"),
             ]
-            for r in attacks.get("rows", [])
+            for r in data.get("rows", [])
         ]
+        settings = data.get("settings", {})
         section.tables.append(
             (
-                "Attacks against epsilon (TPR at 0.1% FPR; empirical epsilon: 95% lower bound; exposure of "
-                "log2(10^4) = 13.3 bits; extraction chance 0.0001 whole, 0.1 per digit)",
+                f"Attacks against epsilon, {model} ({settings.get('members')} members, {settings.get('shadows')} "
+                f"shadow models, canaries repeated {settings.get('repeats')} times; TPR at 0.1% FPR; empirical "
+                "epsilon: 95% lower bound; exposure of log2(10^4) = 13.3 bits; extraction chance 0.0001 whole, "
+                "0.1 per digit)",
                 [
                     "epsilon",
                     "accountant eps",
@@ -190,11 +204,11 @@ def privacy_report_section(
                     "exposure",
                     "extracted",
                     "digits",
+                    "test accuracy",
                 ],
                 rows,
             )
         )
-        section.figures.append(
-            (_attack_figure(attacks, folder / "privacy_attacks_epsilon.png").name, "Attacks against epsilon")
-        )
+        name = "privacy_attacks_epsilon.png" if k == 0 else f"privacy_attacks_epsilon_{k + 1}.png"
+        section.figures.append((_attack_figure(data, folder / name).name, f"Attacks against epsilon, {model}"))
     return section
