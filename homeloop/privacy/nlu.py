@@ -84,6 +84,27 @@ class PrivacyRecord:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def of(cls, private: PrivateTraining, *, epochs: int, training_examples: int, seconds: float) -> PrivacyRecord:
+        """The record of a finished :func:`~homeloop.privacy.make_private` run (its target and what it spent)."""
+        spent = private.spent()
+        return cls(
+            epsilon=spent.epsilon,
+            epsilon_rdp=spent.epsilon_rdp,
+            delta=spent.delta,
+            target_epsilon=private.target_epsilon,
+            noise_multiplier=private.noise_multiplier,
+            max_grad_norm=private.max_grad_norm,
+            expected_batch_size=private.expected_batch_size,
+            sample_rate=private.sample_rate,
+            steps=private.steps,
+            epochs=int(epochs),
+            clipping=private.clipping,
+            accountant=private.accountant,
+            training_examples=int(training_examples),
+            seconds=float(seconds),
+        )
+
 
 #: the private fast encoder's default size: smaller than the ordinary one, since DP noise grows with the number
 #: of parameters (measured in BENCHMARKS.md)
@@ -239,20 +260,9 @@ def train_private_nlu(
     for p in model.network_.parameters():
         p.requires_grad_(True)
     private = holder["private"]
-    spent = private.spent()
-    record = PrivacyRecord(
-        epsilon=spent.epsilon,
-        epsilon_rdp=spent.epsilon_rdp,
-        delta=spent.delta,
-        target_epsilon=float(target_epsilon),
-        noise_multiplier=private.noise_multiplier,
-        max_grad_norm=private.max_grad_norm,
-        expected_batch_size=private.expected_batch_size,
-        sample_rate=private.sample_rate,
-        steps=private.steps,
+    record = PrivacyRecord.of(
+        private,
         epochs=int(settings["epochs"]),
-        clipping=private.clipping,
-        accountant=private.accountant,
         training_examples=len(private.data_loader.dataset) if hasattr(private.data_loader, "dataset") else 0,
         seconds=time.perf_counter() - started,
     )

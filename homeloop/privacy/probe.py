@@ -83,22 +83,8 @@ def fit_private_probe(
         epochs=epochs,
     )
     private.detach()
-    spent = private.spent()
-    record = PrivacyRecord(
-        epsilon=spent.epsilon,
-        epsilon_rdp=spent.epsilon_rdp,
-        delta=spent.delta,
-        target_epsilon=float(target_epsilon),
-        noise_multiplier=private.noise_multiplier,
-        max_grad_norm=private.max_grad_norm,
-        expected_batch_size=private.expected_batch_size,
-        sample_rate=private.sample_rate,
-        steps=private.steps,
-        epochs=epochs,
-        clipping=private.clipping,
-        accountant=spent.accountant,
-        training_examples=len(data),
-        seconds=time.perf_counter() - started,
+    record = PrivacyRecord.of(
+        private, epochs=epochs, training_examples=len(data), seconds=time.perf_counter() - started
     )
     return probe.eval(), record
 
