@@ -65,6 +65,8 @@ PC_VARIANTS = [
     {"name": "pc-lm w=0.5", "divergence": "logit_matching", "weight": 0.5},
     # Yan et al.'s weighting: distil everywhere (alpha=1), six times as much where the old model was right
     {"name": "pc-lm w=1 a=1 b=5", "divergence": "logit_matching", "weight": 1.0, "alpha": 1.0, "beta": 5.0},
+    # BCWI (Schumann et al. 2024): one architecture, the old model's seed (--pc-seed 0)
+    *({"name": f"bcwi {a:g}", "interpolate": a} for a in (0.3, 0.5, 0.7)),
     {
         "name": "elodi (3 new models)",
         "divergence": "logit_difference_inhibition",
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument(
         "--lqf-sizes", nargs="+", default=["full", "10", "5"], help="training sets: full or k per intent"
     )
+    parser.add_argument("--pc-encoder", default="fast", choices=["fast", "minilm"], help="the old NLU's encoder")
     parser.add_argument("--pc-new-encoder", default="fast", choices=["fast", "minilm"], help="the new NLU's encoder")
     parser.add_argument("--pc-new-epochs", type=int, default=None, help="epochs of the new NLUs")
     parser.add_argument(
@@ -249,6 +252,7 @@ def main() -> None:
             variants=variants,
             save=save,
             out=results["pc"],
+            encoder=args.pc_encoder,
             new_encoder=args.pc_new_encoder,
             new_epochs=args.pc_new_epochs,
             old_fraction=args.pc_old_fraction,

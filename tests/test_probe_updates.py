@@ -108,3 +108,32 @@ def test_report_section_shows_probe_updates(tmp_path):
     title, header, rows = section.tables[0]
     assert "2 seeds" in title and header[3] == "NFR %"
     assert [row[1] for row in rows] == ["plain", "bcwi 0.5"]
+
+
+def test_nlu_interpolation_aligns_heads_by_label_and_refuses_other_architectures():
+    from homeloop.datasets import load_hwu64
+    from homeloop.graceful.interpolation import interpolate_models
+    from homeloop.nlu import IntentSlotModel
+
+    # n-grams only: the encoder's tables do not depend on the data, so the two models share an architecture
+    params = {"hidden_size": 16, "embedding_dim": 16, "ngram_buckets": 2000, "min_count": 2**62}
+    train = [u for u in load_hwu64("train") if u.scenario in {"alarm", "weather", "music"}][:300]
+    dropped = sorted({u.intent for u in train})[0]
+    old = IntentSlotModel(encoder="fast", epochs=1, encoder_params=params, seed=0)
+    old.fit([u for u in train if u.intent != dropped])
+    new = IntentSlotModel(encoder="fast", epochs=1, encoder_params=params, seed=0).fit(train)
+    mixed = interpolate_models(old, new, 0.25)
+    w_old, w_new = old.network_.intent_head.weight, new.network_.intent_head.weight
+    w_mix = mixed.network_.intent_head.weight
+    for i, intent in enumerate(new.intents_):
+        if intent == dropped:  # only the new model knows it: its row is the new model's
+            assert torch.equal(w_mix[i], w_new[i])
+        else:
+            j = old.intents_.index(intent)
+            assert torch.allclose(w_mix[i], 0.75 * w_new[i] + 0.25 * w_old[j], atol=1e-6)
+    assert torch.equal(new.network_.intent_head.weight, w_new)  # the new model is left as it was
+    assert mixed.training_data_["interpolated_with_old"] == {"old_weight": 0.25}
+    assert len(mixed.predict(["set an alarm for seven"])) == 1
+    with pytest.raises(InvalidInputError, match="differs between the models"):
+        other = IntentSlotModel(encoder="fast", epochs=1, encoder_params={**params, "hidden_size": 24}).fit(train)
+        interpolate_models(old, other, 0.5)

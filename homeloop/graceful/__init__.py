@@ -40,7 +40,7 @@ from homeloop.graceful.gate import (
     rollback,
     serving_model_path,
 )
-from homeloop.graceful.interpolation import interpolate_weights
+from homeloop.graceful.interpolation import interpolate_models, interpolate_weights
 from homeloop.graceful.lqf import HeadFineTuner
 from homeloop.graceful.pctraining import (
     DIVERGENCES,
@@ -64,6 +64,7 @@ __all__ = [
     "fit_positive_congruent",
     "focal_distillation_loss",
     "graceful_report_section",
+    "interpolate_models",
     "interpolate_weights",
     "mcnemar_test",
     "negative_flip_impact",

@@ -23,6 +23,7 @@ import numpy as np
 
 from homeloop.errors import InvalidInputError
 from homeloop.graceful.flips import compare_predictions
+from homeloop.graceful.interpolation import interpolate_models
 from homeloop.graceful.pctraining import fit_positive_congruent
 from homeloop.nlu.model import IntentSlotModel
 
@@ -97,7 +98,10 @@ def positive_congruent_experiment(
     A variant is ``{"name": ..., "divergence": ..., "weight": ..., ...}`` (the
     options of :func:`~homeloop.graceful.pctraining.fit_positive_congruent`);
     without ``divergence`` it is plain training, or an ensemble teacher when it
-    has ``ensemble: k`` (``k`` plain new models with other seeds, ELODI-style).
+    has ``ensemble: k`` (``k`` plain new models with other seeds, ELODI-style); with ``interpolate: a`` it is
+    the plain update moved ``a`` of the way back to the old model's weights (BCWI,
+    :func:`~homeloop.graceful.interpolation.interpolate_models`; needs one architecture and, to work, the
+    old model's seed: ``new_seed=old_seed``).
     Returns the old model's error and, per variant, the flip report on ``test``
     (error, NFR with interval, NFI, relative NFR, PFR, McNemar), training
     seconds, and ``nfr_ratio_to_plain`` / ``error_change_vs_plain``.
@@ -132,7 +136,11 @@ def positive_congruent_experiment(
         say(f"new model: {name}")
         started = time.perf_counter()
         model = IntentSlotModel(encoder=new_encoder, epochs=new_epochs, seed=new_seed)
-        if "divergence" not in spec:
+        if "interpolate" in spec:  # BCWI: the plain update (trained once) moved back towards the old model
+            if not plain_models:
+                plain_models.append(model.fit(train))
+            model = interpolate_models(old_model, plain_models[0], float(spec["interpolate"]))
+        elif "divergence" not in spec:
             model.fit(train)
             plain_models.append(model)
         else:
