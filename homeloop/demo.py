@@ -283,11 +283,15 @@ def _graceful_update(ws: Workspace, staging: Path, sections: list) -> dict[str, 
     recorded = _recorded("graceful_updates.json")
     compatibility = {k: v for k, v in recorded.get("bct", {}).items() if "MiniLM" in k}
     section = graceful_report_section(
-        staging, probe_results=recorded.get("pc_probe"), compatibility=compatibility or None, gate=gate
+        staging,
+        pc_results=recorded.get("pc_minilm_bcwi"),
+        probe_results=recorded.get("pc_probe"),
+        compatibility=compatibility or None,
+        gate=gate,
     )
     if recorded:
         section.paragraphs.append(
-            "The update experiments (the probe updates and the compatibility matrix) were recorded by "
+            "The update experiments (the MiniLM NLU and probe updates, the compatibility matrix) were recorded by "
             "<code>benchmarks/graceful_updates.py</code> (<code>benchmarks/results/graceful_updates.json</code>), "
             "not re-measured by this demo run; BENCHMARKS.md has the exact commands. The gate's verdict is this run's."
         )
