@@ -51,22 +51,8 @@ __all__ = [
 ]
 
 DEVICE_TYPES = (
-    "light",
-    "plug",
-    "switch",
-    "lock",
-    "door",
-    "window",
-    "thermostat",
-    "tv",
-    "speaker",
-    "coffee_maker",
-    "vacuum",
-    "fan",
-    "cover",
-    "appliance",
-    "sensor",
-    "other",
+    "light", "plug", "switch", "lock", "door", "window", "thermostat", "tv", "speaker",
+    "coffee_maker", "vacuum", "fan", "cover", "appliance", "sensor", "other",
 )
 EVENT_SOURCES = ("voice", "manual", "automation", "unknown")
 FEEDBACK_VALUES = ("positive", "negative")
@@ -224,13 +210,8 @@ TRUTH_TURNS = Table(
         _f("success", "bool"),
         _f("asr_error", "str", True, ASR_ERROR_KINDS),
         _f("target_device_id", "str", False),
-        _f(
-            "kind",
-            "str",
-            True,
-            ("request", "rephrase", "reaction", "false_wake"),
-            doc="a first request, a rephrase of it, a reaction such as 'no', or TV speech that woke the assistant",
-        ),
+        _f("kind", "str", True, ("request", "rephrase", "reaction", "false_wake"),
+           doc="a first request, a rephrase of it, a reaction such as 'no', or TV speech that woke the assistant"),
         _f("attempt", "int", doc="0 for the first request of a goal, then 1, 2, ... for each rephrase"),
     ),
     key=("turn_id",),
@@ -399,7 +380,9 @@ def validate_record(tbl: Table, record: Mapping[str, Any]) -> dict[str, Any]:
         raise SchemaError(f"table {tbl.name!r}: expected a JSON object, got {type(record).__name__}")
     unknown = [k for k in record if k not in tbl._by_name]
     if unknown:
-        raise SchemaError(f"table {tbl.name!r}: unknown field {unknown[0]!r}; known fields are {list(tbl.field_names)}")
+        raise SchemaError(
+            f"table {tbl.name!r}: unknown field {unknown[0]!r}; known fields are {list(tbl.field_names)}"
+        )
     out: dict[str, Any] = {}
     for f in tbl.fields:
         value = record.get(f.name)
