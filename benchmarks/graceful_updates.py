@@ -2,10 +2,12 @@
 
 Parts (``--parts``, default all):
 
-- ``pc``: on HWU64 and CLINC150, an old NLU (fast encoder, a stratified half
-  of the training split, seed 0) is updated to a new one trained on the whole
-  split (seed 1): plainly, with focal distillation (KL and logit matching, two
-  weights each) and with an ELODI-style ensemble teacher. Every update is
+- ``pc``: on HWU64 and CLINC150, an old NLU (``--pc-encoder``, fast by default;
+  a stratified half of the training split, seed 0) is updated to a new one
+  trained on the whole split (``--pc-new-encoder``, ``--pc-seed``, default 1):
+  plainly, with focal distillation (KL and logit matching, several weights and
+  temperatures), with an ELODI-style ensemble teacher, and by weight
+  interpolation (BCWI: one architecture, ``--pc-seed 0``). Every update is
   scored on the test split: error, negative flip rate with a 95% bootstrap
   interval, NFI, relative NFR, McNemar's p. Goal (issue 6): halve the plain
   NFR for at most +0.5 points of error. Anchor: Yan et al. CVPR 2021, ImageNet
