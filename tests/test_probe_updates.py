@@ -110,18 +110,29 @@ def test_report_section_shows_probe_updates(tmp_path):
     assert [row[1] for row in rows] == ["plain", "bcwi 0.5"]
 
 
-def test_nlu_interpolation_aligns_heads_by_label_and_refuses_other_architectures():
+#: n-grams only: the encoder's tables do not depend on the data, so models trained on different data share them
+NGRAMS_ONLY = {"hidden_size": 16, "embedding_dim": 16, "ngram_buckets": 2000, "min_count": 2**62}
+
+
+@pytest.fixture(scope="module")
+def nlu_pair():
+    """An old NLU that never saw one intent, and a new one trained on everything from the same seed."""
     from homeloop.datasets import load_hwu64
+    from homeloop.nlu import IntentSlotModel
+
+    train = [u for u in load_hwu64("train") if u.scenario in {"alarm", "weather", "music"}][:300]
+    dropped = sorted({u.intent for u in train})[0]
+    old = IntentSlotModel(encoder="fast", epochs=1, encoder_params=NGRAMS_ONLY, seed=0)
+    old.fit([u for u in train if u.intent != dropped])
+    new = IntentSlotModel(encoder="fast", epochs=1, encoder_params=NGRAMS_ONLY, seed=0).fit(train)
+    return old, new, dropped, train
+
+
+def test_nlu_interpolation_aligns_heads_by_label_and_refuses_other_architectures(nlu_pair):
     from homeloop.graceful.interpolation import interpolate_models
     from homeloop.nlu import IntentSlotModel
 
-    # n-grams only: the encoder's tables do not depend on the data, so the two models share an architecture
-    params = {"hidden_size": 16, "embedding_dim": 16, "ngram_buckets": 2000, "min_count": 2**62}
-    train = [u for u in load_hwu64("train") if u.scenario in {"alarm", "weather", "music"}][:300]
-    dropped = sorted({u.intent for u in train})[0]
-    old = IntentSlotModel(encoder="fast", epochs=1, encoder_params=params, seed=0)
-    old.fit([u for u in train if u.intent != dropped])
-    new = IntentSlotModel(encoder="fast", epochs=1, encoder_params=params, seed=0).fit(train)
+    old, new, dropped, train = nlu_pair
     mixed = interpolate_models(old, new, 0.25)
     w_old, w_new = old.network_.intent_head.weight, new.network_.intent_head.weight
     w_mix = mixed.network_.intent_head.weight
@@ -135,5 +146,29 @@ def test_nlu_interpolation_aligns_heads_by_label_and_refuses_other_architectures
     assert mixed.training_data_["interpolated_with_old"] == {"old_weight": 0.25}
     assert len(mixed.predict(["set an alarm for seven"])) == 1
     with pytest.raises(InvalidInputError, match="differs between the models"):
-        other = IntentSlotModel(encoder="fast", epochs=1, encoder_params={**params, "hidden_size": 24}).fit(train)
+        other = IntentSlotModel(encoder="fast", epochs=1, encoder_params={**NGRAMS_ONLY, "hidden_size": 24}).fit(train)
         interpolate_models(old, other, 0.5)
+
+
+def test_cli_interpolate_saves_a_candidate_to_propose(nlu_pair, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from homeloop.cli import app
+    from homeloop.graceful.interpolation import interpolate_models
+    from homeloop.nlu import load_model, save_model
+
+    old, new, _, _ = nlu_pair
+    v_old, v_new = save_model(old, tmp_path / "saved"), save_model(new, tmp_path / "saved")
+    root = ["--workspace", str(tmp_path / "ws")]
+    runner = CliRunner()
+    result = runner.invoke(
+        app, [*root, "models", "interpolate", str(v_old), str(v_new), "--old-weight", "0.3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = load_model(json.loads(result.stdout)["path"])
+    expected = interpolate_models(old, new, 0.3).network_.intent_head.weight
+    assert torch.allclose(saved.network_.intent_head.weight, expected, atol=1e-6)
+    result = runner.invoke(app, [*root, "models", "interpolate", str(v_old), str(tmp_path / "missing"), "--json"])
+    assert result.exit_code == 2

@@ -129,6 +129,30 @@ def rollback_command(ctx: typer.Context, name: str = NAME_OPTION, as_json: bool 
     _common.emit(record.as_dict(), as_json=as_json, title=f"{name}: rolled back to version {record.version}")
 
 
+def interpolate_command(
+    ctx: typer.Context,
+    old: Path = typer.Argument(..., help="The saved NLU version in service (or any older one)."),
+    new: Path = typer.Argument(..., help="The retrained NLU: same encoder and the OLD model's seed."),
+    old_weight: float = typer.Option(0.5, "--old-weight", min=0.0, max=1.0, help="How far back towards OLD (0-1)."),
+    name: str = typer.Option("nlu", "--name", help="Save the result as the next version of this model name."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Backward-compatible weight interpolation (BCWI): save NEW moved OLD-WEIGHT of the way back to OLD, as a
+    candidate to propose. It cuts negative flips only if NEW was trained from OLD's starting point (the same
+    pretrained encoder and the same --seed); see BENCHMARKS.md."""
+    from homeloop.graceful.interpolation import interpolate_models
+    from homeloop.nlu import load_model, save_model
+
+    with _errors():
+        mixed = interpolate_models(load_model(old), load_model(new), old_weight)
+        path = save_model(mixed, _common.workspace(ctx).models, name=name)
+    _common.emit(
+        {"path": str(path), "old": str(old), "new": str(new), "old_weight": old_weight},
+        as_json=as_json,
+        title=f"interpolated candidate saved (propose it with: homeloop models propose {path})",
+    )
+
+
 def list_command(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Only this model (default: all)."),
@@ -179,6 +203,7 @@ models_app.command("propose")(propose_command)
 models_app.command("promote")(promote_command)
 models_app.command("rollback")(rollback_command)
 models_app.command("list")(list_command)
+models_app.command("interpolate")(interpolate_command)
 
 
 def register(app: typer.Typer) -> None:
