@@ -98,7 +98,7 @@ def interpolate_models(old: Any, new: Any, old_weight: float) -> Any:
     for name, value in new_state.items():
         before = old_state.get(name)
         head = next((labels for prefix, labels in heads.items() if name.startswith(prefix)), None)
-        if head is not None and before is not None:
+        if head is not None and before is not None and before.shape[1:] == value.shape[1:]:
             position = {label: i for i, label in enumerate(head[0])}
             shared = [(i, position[label]) for i, label in enumerate(head[1]) if label in position]
             value = value.clone()
