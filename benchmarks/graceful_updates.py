@@ -126,7 +126,13 @@ def run_pc(
 
 
 def run_pc_probe(
-    datasets: list[str], *, seeds: int, variants: list[dict], validation: bool, cache: Path | None
+    datasets: list[str],
+    *,
+    seeds: int,
+    variants: list[dict],
+    validation: bool,
+    cache: Path | None,
+    old_fraction: float = 0.5,
 ) -> dict:
     from homeloop.graceful.experiments import probe_update_experiment, stratified_subset
     from homeloop.nlu.probe import sentence_vectors
@@ -155,6 +161,7 @@ def run_pc_probe(
             x_test,
             [index.get(u.intent, -1) for u in test],
             n_classes=len(intents),
+            old_fraction=old_fraction,
             seeds=tuple(range(seeds)),
             variants=variants,
             progress=lambda m, n=name: log(f"pc-probe {n}: {m}"),
@@ -271,6 +278,7 @@ def main() -> None:
             variants=chosen,
             validation=args.pc_validation,
             cache=args.feature_cache,
+            old_fraction=args.pc_old_fraction,
         )
         save()
     if "bct" in args.parts:
