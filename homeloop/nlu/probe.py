@@ -89,6 +89,23 @@ def probe_logits(probe: nn.Module, features: torch.Tensor) -> torch.Tensor:
     return PROBE_SCALE * probe(features)
 
 
+def training_labels(features: torch.Tensor, labels: Sequence[int] | torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``labels`` as a long tensor, after checking them against ``features`` (``[n, dim]``) and ``n_classes``."""
+    y = torch.as_tensor(labels, dtype=torch.long)
+    if features.ndim != 2 or len(features) != len(y):
+        raise InvalidInputError(
+            f"features: expected a [n, dim] tensor with one row per label, got shape {tuple(features.shape)} "
+            f"for {len(y)} labels"
+        )
+    if len(y) == 0:
+        raise NoDataError("probe: expected training examples, got none")
+    if int(y.min()) < 0 or int(y.max()) >= n_classes:
+        raise InvalidInputError(
+            f"labels: expected class indices in [0, {n_classes}), got {int(y.min())}..{int(y.max())}"
+        )
+    return y
+
+
 def fit_probe(
     features: torch.Tensor,
     labels: Sequence[int] | torch.Tensor,
@@ -107,18 +124,7 @@ def fit_probe(
     """
     from homeloop.training import fit, make_loader
 
-    y = torch.as_tensor(labels, dtype=torch.long)
-    if features.ndim != 2 or len(features) != len(y):
-        raise InvalidInputError(
-            f"features: expected a [n, dim] tensor with one row per label, got shape {tuple(features.shape)} "
-            f"for {len(y)} labels"
-        )
-    if len(y) == 0:
-        raise NoDataError("fit_probe: expected training examples, got none")
-    if int(y.min()) < 0 or int(y.max()) >= n_classes:
-        raise InvalidInputError(
-            f"labels: expected class indices in [0, {n_classes}), got {int(y.min())}..{int(y.max())}"
-        )
+    y = training_labels(features, labels, n_classes)
     torch.manual_seed(seed)
     probe = nn.Linear(features.shape[1], n_classes)
     data = list(zip(features, y, torch.arange(len(y)), strict=True))

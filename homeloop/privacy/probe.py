@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from homeloop.errors import InvalidInputError
-from homeloop.nlu.probe import IntentProbe, SentenceVectors, probe_logits
+from homeloop.nlu.probe import IntentProbe, SentenceVectors, probe_logits, training_labels
 from homeloop.privacy.engine import make_private
 from homeloop.privacy.nlu import PrivacyRecord
 
@@ -49,12 +49,7 @@ def fit_private_probe(
 
     if not (isinstance(target_epsilon, (int, float)) and 0 < target_epsilon < math.inf):
         raise InvalidInputError(f"target_epsilon: expected a positive finite number, got {target_epsilon!r}")
-    y = torch.as_tensor(labels, dtype=torch.long)
-    if features.ndim != 2 or len(features) != len(y):
-        raise InvalidInputError(
-            f"features: expected a [n, dim] tensor with one row per label, got shape {tuple(features.shape)} "
-            f"for {len(y)} labels"
-        )
+    y = training_labels(features, labels, n_classes)
     started = time.perf_counter()
     torch.manual_seed(seed)
     probe = nn.Linear(features.shape[1], n_classes)
