@@ -171,6 +171,18 @@ def test_impossible_epsilon_is_refused_before_training() -> None:
         make_private(
             model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, target_epsilon=-1.0, max_grad_norm=1.0
         )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a delta out of range is an error, not first a warning about its size
+        with pytest.raises(InvalidInputError, match=r"delta: expected a number in \(0, 1\), got 2\.0"):
+            make_private(
+                model,
+                torch.optim.SGD(model.parameters(), lr=0.1),
+                loader,
+                epochs=1,
+                target_epsilon=8.0,
+                target_delta=2.0,
+                max_grad_norm=1.0,
+            )
 
 
 def test_batchnorm_is_refused_naming_the_layer_and_the_fix() -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "ACCOUNTANTS",
     "EpsilonSpent",
     "Mechanism",
+    "check_delta",
     "epsilon_spent",
     "noise_multiplier_for",
 ]
@@ -86,7 +87,7 @@ class EpsilonSpent:
 
 def epsilon_spent(history: Sequence[Mechanism], delta: float, *, accountant: str = "prv") -> EpsilonSpent:
     """Epsilon of ``history`` at ``delta``, from ``accountant`` and from RDP (the cross-check)."""
-    _check_delta(delta)
+    check_delta(delta)
     main = _accountant(accountant)(history, delta)
     rdp = ACCOUNTANTS["rdp"](history, delta)
     consistent = main <= rdp * 1.01 + 0.02
@@ -107,7 +108,8 @@ def epsilon_spent(history: Sequence[Mechanism], delta: float, *, accountant: str
     )
 
 
-def _check_delta(delta: float) -> None:
+def check_delta(delta: float) -> None:
+    """Raise :class:`~homeloop.errors.InvalidInputError` unless ``delta`` is a number in (0, 1)."""
     if not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise InvalidInputError(f"delta: expected a number in (0, 1), got {delta!r}")
 
@@ -156,7 +158,7 @@ def _noise_multiplier_for(
     """:func:`noise_multiplier_for`, cached (audits and sweeps ask for the same settings many times)."""
     if not (isinstance(target_epsilon, (int, float)) and math.isfinite(target_epsilon) and target_epsilon > 0):
         raise InvalidInputError(f"target_epsilon: expected a positive finite number, got {target_epsilon!r}")
-    _check_delta(delta)
+    check_delta(delta)
     if not 0 < sample_rate <= 1:
         raise InvalidInputError(f"sample_rate: expected a number in (0, 1], got {sample_rate!r}")
     if steps < 1:

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from homeloop.errors import InvalidInputError, UnsupportedLayerError
-from homeloop.privacy.accounting import EpsilonSpent, Mechanism, epsilon_spent, noise_multiplier_for
+from homeloop.privacy.accounting import EpsilonSpent, Mechanism, check_delta, epsilon_spent, noise_multiplier_for
 
 __all__ = [
     "CLIPPING_MODES",
@@ -805,6 +805,7 @@ def make_private(
     if n < 2:
         raise InvalidInputError(f"data_loader: expected at least 2 training examples, got {n}")
     delta = float(target_delta) if target_delta is not None else 1.0 / n**1.1
+    check_delta(delta)
     if delta >= 1.0 / n:
         warnings.warn(
             f"delta {delta:g} is not below 1/n = {1 / n:g}: a mechanism that publishes one example in {n} at random "
