@@ -17,6 +17,7 @@ Run::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dp_utility.py --models minilm-probe --max-train 15000
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dp_utility.py --datasets hwu64 --epsilons inf 8
     ... --max-train 5000 --json --out dp_utility.json
+    ... --models minilm-probe --max-train 15000 --train-fractions 0.25 0.5 1   # cost against data size
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 import torch
 
 from homeloop.datasets import load_clinc150, load_hwu64
+from homeloop.graceful.experiments import stratified_subset
 from homeloop.nlu import evaluate
 from homeloop.nlu.probe import probe_logits, sentence_vectors
 from homeloop.privacy.nlu import train_private_nlu
@@ -136,6 +138,54 @@ def probe_rows(train, test, epsilons, *, seeds: int, cache: str | None = None, *
     return rows
 
 
+def _dataset_rows(args, name: str, train, test, fraction: float, encoder_params: dict) -> dict:
+    """One dataset's figures at one amount of training data: the baseline, then each model's rows."""
+    entry: dict = {
+        "dataset": name,
+        "train_fraction": fraction,
+        "train_examples": len(train),
+        "intents": len({u.intent for u in train}),
+        "test_examples": len(test),
+        "tfidf_baseline_accuracy": tfidf_accuracy(train, test),
+    }
+    for kind in args.models:
+        if kind == "minilm-probe":
+            clip = args.probe_clip if args.probe_clip in ("auto", "adaptive") else float(args.probe_clip)
+            cache = f"{args.feature_cache}/{name}-{len(train)}.pt" if args.feature_cache else None
+            rows = probe_rows(
+                train,
+                test,
+                args.epsilons,
+                seeds=args.seeds,
+                cache=cache,
+                epochs=args.probe_epochs,
+                max_grad_norm=clip,
+                clip_quantile=args.probe_quantile,
+                batch_size=args.probe_batch,
+                lr=args.probe_lr,
+            )
+        else:
+            rows = []
+            for eps in args.epsilons:
+                started = time.perf_counter()
+                model, record = train_private_nlu(
+                    train, target_epsilon=eps, epochs=args.epochs, encoder_params=encoder_params, seed=args.seed
+                )
+                row = {
+                    "epsilon": eps,
+                    "intent_accuracy": evaluate(model, test)["intent_accuracy"],
+                    "seconds": time.perf_counter() - started,
+                    "privacy": record.as_dict() if record else None,
+                }
+                rows.append(row)
+                print(json.dumps({"dataset": name, "model": kind, **row}), file=sys.stderr, flush=True)
+        base = next((r["intent_accuracy"] for r in rows if r["epsilon"] == float("inf")), None)
+        for r in rows:
+            r["drop_points"] = None if base is None else 100 * (base - r["intent_accuracy"])
+        entry[kind] = rows
+    return entry
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -152,6 +202,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per probe row (mean and std reported)")
     parser.add_argument("--feature-cache", default=None, help="folder to keep the MiniLM features in between runs")
     parser.add_argument("--max-train", type=int, default=10000, help="subsample the training split to this size")
+    parser.add_argument(
+        "--train-fractions",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="then keep these fractions of each intent's training examples, one run each "
+        "(the privacy cost against the amount of data)",
+    )
     parser.add_argument("--encoder-size", choices=["small", "default"], default="small")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -169,49 +227,13 @@ def main(argv: list[str] | None = None) -> dict:
         "datasets": {},
     }
     for name in args.datasets:
-        train, test = DATASETS[name]("train"), DATASETS[name]("test")
-        if len(train) > args.max_train:
-            train = random.Random(args.seed).sample(train, args.max_train)
-        result["datasets"][name] = {
-            "train_examples": len(train),
-            "test_examples": len(test),
-            "tfidf_baseline_accuracy": tfidf_accuracy(train, test),
-        }
-        for kind in args.models:
-            if kind == "minilm-probe":
-                clip = args.probe_clip if args.probe_clip in ("auto", "adaptive") else float(args.probe_clip)
-                cache = f"{args.feature_cache}/{name}-{len(train)}.pt" if args.feature_cache else None
-                rows = probe_rows(
-                    train,
-                    test,
-                    args.epsilons,
-                    seeds=args.seeds,
-                    cache=cache,
-                    epochs=args.probe_epochs,
-                    max_grad_norm=clip,
-                    clip_quantile=args.probe_quantile,
-                    batch_size=args.probe_batch,
-                    lr=args.probe_lr,
-                )
-            else:
-                rows = []
-                for eps in args.epsilons:
-                    started = time.perf_counter()
-                    model, record = train_private_nlu(
-                        train, target_epsilon=eps, epochs=args.epochs, encoder_params=encoder_params, seed=args.seed
-                    )
-                    row = {
-                        "epsilon": eps,
-                        "intent_accuracy": evaluate(model, test)["intent_accuracy"],
-                        "seconds": time.perf_counter() - started,
-                        "privacy": record.as_dict() if record else None,
-                    }
-                    rows.append(row)
-                    print(json.dumps({"dataset": name, "model": kind, **row}), file=sys.stderr, flush=True)
-            base = next((r["intent_accuracy"] for r in rows if r["epsilon"] == float("inf")), None)
-            for r in rows:
-                r["drop_points"] = None if base is None else 100 * (base - r["intent_accuracy"])
-            result["datasets"][name][kind] = rows
+        full, test = DATASETS[name]("train"), DATASETS[name]("test")
+        if len(full) > args.max_train:
+            full = random.Random(args.seed).sample(full, args.max_train)
+        for fraction in args.train_fractions:
+            key = name if args.train_fractions == [1.0] else f"{name} ({fraction:g} of train)"
+            train = full if fraction == 1.0 else stratified_subset(full, fraction, seed=args.seed)
+            result["datasets"][key] = _dataset_rows(args, name, train, test, fraction, encoder_params)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=2, default=str)

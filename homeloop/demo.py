@@ -260,6 +260,7 @@ def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
         "utility": ["dp_utility.json"],
         "attacks": ["privacy_attacks.json", "privacy_attacks_probe.json"],
         "speed": ["dp_speed_batch256.json"],
+        "data_size": ["dp_utility_data_size.json"],
     }
     found = {key: [results / n for n in names if (results / n).is_file()] for key, names in files.items()}
     found = {key: paths if key == "attacks" else paths[0] for key, paths in found.items() if paths}
@@ -269,7 +270,7 @@ def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
     section.paragraphs.append(
         f"Recorded by the benchmarks (<code>{', '.join(sorted(n for names in files.values() for n in names))}</code> in "
         "<code>benchmarks/results</code>), not re-measured by this demo run; "
-        "<code>python benchmarks/dp_utility.py</code>, <code>benchmarks/privacy_attacks.py [--model minilm-probe]</code> and "
+        "<code>python benchmarks/dp_utility.py [--train-fractions 0.25 0.5 1]</code>, <code>benchmarks/privacy_attacks.py [--model minilm-probe]</code> and "
         "<code>benchmarks/dp_speed.py --batch-size 256</code> reproduce them (BENCHMARKS.md has the exact commands)."
     )
     return section

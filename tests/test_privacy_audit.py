@@ -170,6 +170,23 @@ def test_report_section_has_the_curves_tables_and_figures(tmp_path) -> None:
     assert privacy_report_section(tmp_path).tables == []
 
 
+def test_report_section_shows_the_cost_of_privacy_against_data_size(tmp_path) -> None:
+    from homeloop.privacy import privacy_report_section
+
+    def run(examples: int, non_private: float, drop8: float) -> dict:
+        rows = [{"epsilon": math.inf, "intent_accuracy": non_private, "drop_points": 0.0}]
+        rows.append({"epsilon": 8.0, "intent_accuracy": non_private - drop8 / 100, "drop_points": drop8})
+        return {"dataset": "hwu64", "train_examples": examples, "intents": 64, "minilm-probe": rows}
+
+    data_size = {"datasets": {"hwu64 (1 of train)": run(6400, 0.9, 1.2), "hwu64 (0.25 of train)": run(1600, 0.87, 4.3)}}
+    section = privacy_report_section(tmp_path, data_size=data_size)
+    ((title, header, rows),) = section.tables
+    assert header[-1] == "drop at epsilon 8" and "amount of training data" in title
+    assert [r[3] for r in rows] == [25.0, 100.0]  # examples per intent, smallest first
+    assert [r[-1] for r in rows] == [4.3, 1.2] and [r[4] for r in rows] == [0.87, 0.9]
+    assert (tmp_path / section.figures[0][0]).stat().st_size > 1000
+
+
 def test_private_probe_learns_within_its_budget_and_can_be_audited() -> None:
     from homeloop.nlu.probe import SentenceVectors
     from homeloop.privacy import audit_privacy

@@ -3,7 +3,8 @@
 :func:`privacy_report_section` takes the JSON figures written by the three benchmarks
 (``benchmarks/dp_utility.py --out``, ``benchmarks/privacy_attacks.py --out``, ``benchmarks/dp_speed.py
 --json``) or the equivalent dicts, draws the figures into the report folder and returns a
-:class:`homeloop.report.Section`. Any of the three may be left out.
+:class:`homeloop.report.Section`. Any of them may be left out; ``data_size`` (a ``dp_utility.py --train-fractions`` run) adds the cost of
+privacy against the amount of training data.
 """
 
 from __future__ import annotations
@@ -75,6 +76,66 @@ def _accuracy_figure(utility: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _private(eps: Any) -> float | None:
+    """The epsilon as a number, None for the non-private run."""
+    eps = float(eps) if eps is not None else math.inf
+    return None if math.isinf(eps) else eps
+
+
+def _data_size_rows(data_size: dict[str, Any]) -> list[dict[str, Any]]:
+    """(dataset, model, examples per intent, non-private accuracy, drop in points by epsilon), by dataset then size."""
+    out = []
+    for d in data_size.get("datasets", {}).values():
+        for kind, rows in d.items():
+            if isinstance(rows, list):
+                out.append(
+                    {
+                        "dataset": d.get("dataset", "?"),
+                        "model": kind,
+                        "train_examples": d.get("train_examples"),
+                        "per_intent": d["train_examples"] / max(1, d.get("intents") or 1),
+                        "non_private": next(
+                            (r["intent_accuracy"] for r in rows if _private(r["epsilon"]) is None), None
+                        ),
+                        "drops": {
+                            _private(r["epsilon"]): r.get("drop_points")
+                            for r in rows
+                            if _private(r["epsilon"]) is not None
+                        },
+                    }
+                )
+    return sorted(out, key=lambda r: (r["dataset"], r["model"], r["per_intent"]))
+
+
+def _data_size_figure(rows: list[dict[str, Any]], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.4, 3.6))
+    epsilons = sorted({e for r in rows for e in r["drops"]}, reverse=True)
+    series = list(dict.fromkeys((r["dataset"], r["model"]) for r in rows))
+    for k, (dataset, model) in enumerate(series):
+        mine = [r for r in rows if (r["dataset"], r["model"]) == (dataset, model)]
+        for j, eps in enumerate(epsilons):
+            points = [(r["per_intent"], r["drops"][eps]) for r in mine if r["drops"].get(eps) is not None]
+            if points:
+                ax.plot(
+                    *zip(*points, strict=True),
+                    color=f"C{j}",
+                    ls=["-", "--", ":", "-."][k % 4],
+                    marker="os^D"[k % 4],
+                    label=f"{dataset} ({model}), epsilon {eps:g}",
+                )
+    ax.axhline(1.0, color="#999", lw=0.8, ls="--")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ticks = sorted({round(r["per_intent"]) for r in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("training examples per intent")
+    ax.set_ylabel("points below non-private")
+    ax.set_title("The cost of privacy shrinks with the data")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(fig, path)
+
+
 def _attack_figure(attacks: dict[str, Any], path: Path) -> Path:
     plt = _pyplot()
     rows = sorted(attacks.get("rows", []), key=lambda r: _x(r["target_epsilon"]))
@@ -116,15 +177,16 @@ def privacy_report_section(
     utility: Any = None,
     attacks: Any = None,
     speed: Any = None,
+    data_size: Any = None,
 ) -> Any:
     """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths;
-    ``attacks`` may also be a list of them, one audited recipe each); figures are written into ``folder``
-    (the report's staging folder)."""
+    ``attacks`` may also be a list of them, one audited recipe each; ``data_size``: a ``dp_utility.py
+    --train-fractions`` run); figures are written into ``folder`` (the report's staging folder)."""
     from homeloop.report import Section
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    utility, speed = _load(utility), _load(speed)
+    utility, speed, data_size = _load(utility), _load(speed), _load(data_size)
     section = Section(title="Privacy: differentially private training and measured leakage")
     section.paragraphs.append(
         "The assistant's NLU trains with DP-SGD through the same training loop as every model "
@@ -167,6 +229,28 @@ def privacy_report_section(
         )
         section.figures.append(
             (_accuracy_figure(utility, folder / "privacy_accuracy_epsilon.png").name, "Accuracy against epsilon")
+        )
+    sized = _data_size_rows(data_size) if data_size else []
+    if sized:
+        epsilons = sorted({e for r in sized for e in r["drops"]}, reverse=True)
+        section.tables.append(
+            (
+                "The cost of privacy against the amount of training data (stratified fractions of each training "
+                "split, same recipe, test split; points below the non-private model)",
+                ["dataset", "model", "train examples", "per intent", "non-private accuracy"]
+                + [f"drop at epsilon {e:g}" for e in epsilons],
+                [
+                    [r["dataset"], r["model"], r["train_examples"], round(r["per_intent"], 1), r["non_private"]]
+                    + [r["drops"].get(e) for e in epsilons]
+                    for r in sized
+                ],
+            )
+        )
+        section.figures.append(
+            (
+                _data_size_figure(sized, folder / "privacy_cost_data_size.png").name,
+                "The cost of privacy against data size",
+            )
         )
     for k, data in enumerate(filter(None, map(_load, attacks if isinstance(attacks, (list, tuple)) else [attacks]))):
         model = _attacked_model(data)
