@@ -17,6 +17,7 @@ def test_privacy_section_shows_the_recorded_benchmark_figures(tmp_path: Path) ->
     assert "not re-measured by this demo run" in section.paragraphs[-1]
     attacked = [c for c in captions if c.startswith("Attacks against epsilon")]
     assert len(attacked) == 2 and "fast encoder" in attacked[0] and "linear probe" in attacked[1]
+    assert any("amount of training data" in c for c in captions)
     assert (BENCHMARK_RESULTS / "dp_utility.json").is_file()
 
 
