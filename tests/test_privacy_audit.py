@@ -214,3 +214,26 @@ def test_private_probe_learns_within_its_budget_and_can_be_audited() -> None:
     assert plain.accountant_epsilon == math.inf and private.accountant_epsilon <= 8.0 + 1e-3
     assert private.empirical_epsilon <= private.accountant_epsilon
     assert audit.settings["recipe"] == "trainer" and audit.settings["encoder"] is None
+
+
+def test_private_minilm_nlu_takes_its_recipe_where_the_caller_leaves_it(monkeypatch) -> None:
+    import homeloop.privacy.nlu as private_nlu
+
+    seen = []
+    real = private_nlu.make_private
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(private_nlu, "make_private", spy)
+    data = random.Random(1).sample(load_hwu64("train"), 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, record = train_private_nlu(data, target_epsilon=8.0, encoder="minilm", minilm_trainable_layers=1)
+        _, chosen = train_private_nlu(
+            data, target_epsilon=8.0, encoder="minilm", epochs=1, batch_size=8, max_grad_norm=2.0
+        )
+    assert seen[0]["max_grad_norm"] == "adaptive" and seen[0]["batch_size"] == 16 // 4
+    assert record.epochs == private_nlu.PRIVATE_MINILM_RECIPE["epochs"] and record.expected_batch_size == 4
+    assert (seen[1]["max_grad_norm"], seen[1]["batch_size"], chosen.epochs) == (2.0, 8, 1)  # the caller's own
