@@ -24,7 +24,12 @@ def train(
     encoder: str = typer.Option("fast", "--encoder", help="Text encoder: fast (seconds on a CPU) or minilm."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Passes over the training data (default: the encoder's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    dp: bool = typer.Option(False, "--dp", help="Train with differential privacy (DP-SGD, homeloop.privacy)."),
+    dp: bool = typer.Option(
+        False,
+        "--dp",
+        help="Train with differential privacy (DP-SGD, homeloop.privacy); --encoder minilm keeps far more accuracy "
+        "than fast (HWU64, epsilon 8: 0.81 against 0.41) at about 20 minutes on a CPU.",
+    ),
     epsilon: float = typer.Option(8.0, "--epsilon", help="With --dp: the privacy budget epsilon."),
     delta: float = typer.Option(None, "--delta", help="With --dp: delta (default 1/n^1.1)."),
     as_json: bool = _common.JSON_OPTION,
