@@ -237,3 +237,5 @@ def test_private_minilm_nlu_takes_its_recipe_where_the_caller_leaves_it(monkeypa
     assert seen[0]["max_grad_norm"] == "adaptive" and seen[0]["batch_size"] == 16 // 4
     assert record.epochs == private_nlu.PRIVATE_MINILM_RECIPE["epochs"] and record.expected_batch_size == 4
     assert (seen[1]["max_grad_norm"], seen[1]["batch_size"], chosen.epochs) == (2.0, 8, 1)  # the caller's own
+    assert record.final_max_grad_norm != record.max_grad_norm  # the adaptive norm moved, and the record says where
+    assert chosen.final_max_grad_norm == chosen.max_grad_norm == 2.0

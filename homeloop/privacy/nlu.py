@@ -73,7 +73,8 @@ class PrivacyRecord:
     delta: float
     target_epsilon: float | None
     noise_multiplier: float
-    max_grad_norm: float
+    max_grad_norm: float  # the clipping norm of the first step
+    final_max_grad_norm: float  # of the last step: the same unless the norm was adaptive
     expected_batch_size: float
     sample_rate: float
     steps: int
@@ -97,6 +98,7 @@ class PrivacyRecord:
             target_epsilon=private.target_epsilon,
             noise_multiplier=private.noise_multiplier,
             max_grad_norm=private.max_grad_norm,
+            final_max_grad_norm=private.current_max_grad_norm,
             expected_batch_size=private.expected_batch_size,
             sample_rate=private.sample_rate,
             steps=private.steps,

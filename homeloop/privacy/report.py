@@ -3,8 +3,8 @@
 :func:`privacy_report_section` takes the JSON figures written by the three benchmarks
 (``benchmarks/dp_utility.py --out``, ``benchmarks/privacy_attacks.py --out``, ``benchmarks/dp_speed.py
 --json``) or the equivalent dicts, draws the figures into the report folder and returns a
-:class:`homeloop.report.Section`. Any of them may be left out; ``data_size`` (a ``dp_utility.py --train-fractions`` run) adds the cost of
-privacy against the amount of training data.
+:class:`homeloop.report.Section`. Any of them may be left out; ``data_size`` (a ``dp_utility.py
+--train-fractions`` run) adds the cost of privacy against the amount of training data.
 """
 
 from __future__ import annotations
@@ -47,9 +47,16 @@ def _eps_label(eps: Any) -> str:
     return "none (non-private)" if math.isinf(eps) else f"{eps:g}"
 
 
-def _x(eps: Any) -> float:
+def _private(eps: Any) -> float | None:
+    """The epsilon as a number, None for the non-private run."""
     eps = float(eps) if eps is not None else math.inf
-    return 32.0 if math.isinf(eps) else eps
+    return None if math.isinf(eps) else eps
+
+
+def _x(eps: Any) -> float:
+    """Where an epsilon goes on a log axis (the non-private run at 32)."""
+    eps = _private(eps)
+    return 32.0 if eps is None else eps
 
 
 def _accuracy_figure(utility: dict[str, Any], path: Path) -> Path:
@@ -74,12 +81,6 @@ def _accuracy_figure(utility: dict[str, Any], path: Path) -> Path:
     ax.set_title("Accuracy against the privacy budget")
     ax.legend(fontsize=7)
     return _save(fig, path)
-
-
-def _private(eps: Any) -> float | None:
-    """The epsilon as a number, None for the non-private run."""
-    eps = float(eps) if eps is not None else math.inf
-    return None if math.isinf(eps) else eps
 
 
 def _data_size_rows(data_size: dict[str, Any]) -> list[dict[str, Any]]:
