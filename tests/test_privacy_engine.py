@@ -155,34 +155,20 @@ def test_impossible_epsilon_is_refused_before_training() -> None:
     model = TinyText()
     before = [p.detach().clone() for p in model.parameters()]
     loader = make_loader(_data(40), batch_size=20)
+
+    def attempt(**settings):
+        return make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, max_grad_norm=1.0, **settings)
+
     with pytest.raises(PrivacyBudgetError, match=r"target epsilon 0\.001.*expected a larger epsilon"):
-        make_private(
-            model,
-            torch.optim.SGD(model.parameters(), lr=0.1),
-            loader,
-            epochs=50,
-            target_epsilon=0.001,
-            max_grad_norm=1.0,
-            target_delta=1e-5,
-        )
+        attempt(epochs=50, target_epsilon=0.001, target_delta=1e-5)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
     assert all(p.requires_grad for p in model.parameters())  # nothing left attached
     with pytest.raises(InvalidInputError, match="target_epsilon"):
-        make_private(
-            model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, target_epsilon=-1.0, max_grad_norm=1.0
-        )
+        attempt(epochs=1, target_epsilon=-1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a delta out of range is an error, not first a warning about its size
         with pytest.raises(InvalidInputError, match=r"delta: expected a number in \(0, 1\), got 2\.0"):
-            make_private(
-                model,
-                torch.optim.SGD(model.parameters(), lr=0.1),
-                loader,
-                epochs=1,
-                target_epsilon=8.0,
-                target_delta=2.0,
-                max_grad_norm=1.0,
-            )
+            attempt(epochs=1, target_epsilon=8.0, target_delta=2.0)
 
 
 def test_batchnorm_is_refused_naming_the_layer_and_the_fix() -> None:

@@ -43,8 +43,8 @@ def _load(source: Any) -> dict[str, Any] | None:
 
 
 def _eps_label(eps: Any) -> str:
-    eps = float(eps) if eps is not None else math.inf
-    return "none (non-private)" if math.isinf(eps) else f"{eps:g}"
+    eps = _private(eps)
+    return "none (non-private)" if eps is None else f"{eps:g}"
 
 
 def _private(eps: Any) -> float | None:
