@@ -259,11 +259,11 @@ def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
     files = {
         "utility": ["dp_utility.json"],
         "attacks": ["privacy_attacks.json", "privacy_attacks_probe.json"],
-        "speed": ["dp_speed_batch256.json"],
+        "speed": ["dp_speed_batch64.json", "dp_speed_batch256.json"],
         "data_size": ["dp_utility_data_size.json"],
     }
     found = {key: [results / n for n in names if (results / n).is_file()] for key, names in files.items()}
-    found = {key: paths if key == "attacks" else paths[0] for key, paths in found.items() if paths}
+    found = {key: paths if key in ("attacks", "speed") else paths[0] for key, paths in found.items() if paths}
     if not found:
         return None
     section = privacy_report_section(staging, **found)
@@ -271,7 +271,7 @@ def _privacy(staging: Path, results: Path = BENCHMARK_RESULTS):
         f"Recorded by the benchmarks (<code>{', '.join(sorted(n for names in files.values() for n in names))}</code> in "
         "<code>benchmarks/results</code>), not re-measured by this demo run; "
         "<code>python benchmarks/dp_utility.py [--train-fractions 0.25 0.5 1]</code>, <code>benchmarks/privacy_attacks.py [--model minilm-probe]</code> and "
-        "<code>benchmarks/dp_speed.py --batch-size 256</code> reproduce them (BENCHMARKS.md has the exact commands)."
+        "<code>benchmarks/dp_speed.py [--batch-size 256]</code> reproduce them (BENCHMARKS.md has the exact commands)."
     )
     return section
 

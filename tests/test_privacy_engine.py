@@ -96,7 +96,7 @@ def test_frozen_layers_are_left_out() -> None:
     assert not model.embedding.weight.requires_grad
 
 
-def _train_private(clipping: str, *, noise_multiplier: float, max_grad_norm: float, epochs: int = 2, seed: int = 0):
+def _train_private(clipping: str, *, noise_multiplier: float, max_grad_norm, epochs: int = 2, seed: int = 0, **options):
     torch.manual_seed(seed)
     model = TinyText()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -111,6 +111,7 @@ def _train_private(clipping: str, *, noise_multiplier: float, max_grad_norm: flo
         clipping=clipping,
         target_delta=1e-3,
         seed=seed,
+        **options,
     )
     fit(
         private.module,
@@ -140,6 +141,35 @@ def test_noise_is_added_and_accounted() -> None:
     assert private.steps == private.planned_steps == 8
     spent = private.spent()
     assert 0 < spent.epsilon <= spent.epsilon_rdp and spent.consistent
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.3, "adaptive"])
+def test_noise_drawn_ahead_gives_the_same_model(max_grad_norm) -> None:
+    """The background thread draws the same numbers in the same order as drawing at the step, also when
+    adaptive clipping changes the noise's scale at every step."""
+    ahead, private = _train_private("bookkeeping", noise_multiplier=1.0, max_grad_norm=max_grad_norm)
+    assert private.optimizer.noise.drawn_ahead == private.steps == 8
+    at_step, private = _train_private(
+        "bookkeeping", noise_multiplier=1.0, max_grad_norm=max_grad_norm, noise_ahead=False
+    )
+    assert private.optimizer.noise.drawn_ahead == 0
+    for p, q in zip(ahead.parameters(), at_step.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_noise_drawn_ahead_is_rescaled_when_the_norm_changes_before_the_step() -> None:
+    from homeloop.privacy.noise import GaussianNoise
+
+    shapes = [(3, 5), (600_000,)]  # the second spans three chunks
+    reference = [torch.zeros(s) for s in shapes]
+    GaussianNoise(torch.Generator().manual_seed(7), ahead=False).add(reference, 1.0)
+    noise = GaussianNoise(torch.Generator().manual_seed(7))
+    noise.draw_ahead([torch.zeros(s) for s in shapes], 1.0)
+    grads = [torch.ones(s) for s in shapes]
+    noise.add(grads, 2.5)  # e.g. the user set a new max_grad_norm after zero_grad
+    assert noise.drawn_ahead == 1
+    for g, r in zip(grads, reference, strict=True):
+        torch.testing.assert_close(g, 1.0 + 2.5 * r)
 
 
 def test_target_epsilon_is_met_and_prv_is_tighter_than_rdp() -> None:

@@ -39,8 +39,9 @@ multiplier comes from ``target_epsilon`` with the PRV accountant
 clipping norm to a quantile of the per-sample gradient norms estimated with a
 differentially private histogram whose cost is accounted
 (:mod:`homeloop.privacy.calibration`); ``max_grad_norm="adaptive"`` makes the
-norm follow that quantile as training shrinks the gradients (:class:`AdaptiveClipping`). Noise is added by Opacus's
-``DPOptimizerFastGradientClipping``.
+norm follow that quantile as training shrinks the gradients (:class:`AdaptiveClipping`). The optimizer is
+Opacus's ``DPOptimizerFastGradientClipping``; with bookkeeping clipping it adds the Gaussian noise in place,
+drawn on a background thread while the model computes (:mod:`homeloop.privacy.noise`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from torch import nn
 
 from homeloop.errors import InvalidInputError, UnsupportedLayerError
 from homeloop.privacy.accounting import EpsilonSpent, Mechanism, check_delta, epsilon_spent, noise_multiplier_for
+from homeloop.privacy.noise import GaussianNoise
 
 __all__ = [
     "CLIPPING_MODES",
@@ -463,9 +465,6 @@ class PoissonLoader:
 # --------------------------------------------------------------------------- the DP optimizer
 
 
-_NOISE_CHUNK = 1 << 18  # numbers drawn per call when adding noise: 1 MB of float32
-
-
 def _dp_optimizer_class() -> type:
     from opacus.optimizers import DPOptimizerFastGradientClipping
 
@@ -480,17 +479,18 @@ def _dp_optimizer_class() -> type:
             *,
             clipper: BookKeepingClipper,
             adaptive: AdaptiveClipping | None = None,
+            noise_ahead: bool = True,
             **kwargs: Any,
         ) -> None:
             self.clipper = clipper
             self.adaptive = adaptive
-            self._noise_chunks: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
             self._ours = {id(p) for p in clipper.parameters}
             super().__init__(optimizer, **kwargs)
             # adaptive clipping spends part of the noise budget on the count (Andrew et al. 2021, Theorem 1)
             self.gradient_noise_multiplier = (
                 adaptive.gradient_noise_multiplier(self.noise_multiplier) if adaptive else self.noise_multiplier
             )
+            self.noise = GaussianNoise(self.generator, ahead=noise_ahead)
 
         @property
         def params(self) -> list[nn.Parameter]:
@@ -503,11 +503,10 @@ def _dp_optimizer_class() -> type:
             batch = self.clipper.batch_size()
             scale = float(batch) if self.mean_reduction else 1.0
             self.last_norms, _ = self.clipper.clipped_sum(self.max_grad_norm, scale=scale)
-            std = float(self.gradient_noise_multiplier) * float(self.max_grad_norm)
-            for p in self.params:
-                if std > 0:
-                    self._add_noise(p.grad, std)
-                if self.loss_reduction == "mean":
+            params = self.params
+            self.noise.add([p.grad for p in params], self._noise_std())
+            if self.loss_reduction == "mean":
+                for p in params:
                     p.grad.div_(self.expected_batch_size)
             if self.adaptive is not None:  # the next step's clipping norm, from this step's noisy unclipped count
                 self.max_grad_norm = self.adaptive.next_norm(
@@ -518,22 +517,14 @@ def _dp_optimizer_class() -> type:
             self._is_last_step_skipped = False
             return True
 
-        def _add_noise(self, grad: torch.Tensor, std: float) -> None:
-            """Gaussian noise added in place, drawn in chunks into one small reused buffer (no copy of the model)."""
-            key = (grad.dtype, grad.device)
-            buffer = self._noise_chunks.get(key)
-            if buffer is None:
-                buffer = self._noise_chunks[key] = torch.empty(_NOISE_CHUNK, dtype=grad.dtype, device=grad.device)
-            flat = grad.view(-1)
-            for begin in range(0, flat.numel(), _NOISE_CHUNK):
-                part = flat[begin : begin + _NOISE_CHUNK]
-                noise = buffer[: part.numel()]
-                noise.normal_(0.0, std, generator=self.generator)
-                part.add_(noise)
+        def _noise_std(self) -> float:
+            return float(self.gradient_noise_multiplier) * float(self.max_grad_norm)
 
         def zero_grad(self, set_to_none: bool = False) -> None:
             self.clipper.clear()
             super().zero_grad(set_to_none)
+            if hasattr(self, "noise"):  # the step's noise is drawn while the model computes
+                self.noise.draw_ahead(self.params, self._noise_std())
 
     return BookKeepingDPOptimizer
 
@@ -597,13 +588,22 @@ def _mean_loss(per_example: PerExampleLoss) -> Callable[[nn.Module, Any], torch.
 
 
 def _prepare_bookkeeping(
-    model, optimizer, *, noise_multiplier, max_grad_norm, expected_batch_size, generator, adaptive=None
+    model,
+    optimizer,
+    *,
+    noise_multiplier,
+    max_grad_norm,
+    expected_batch_size,
+    generator,
+    adaptive=None,
+    noise_ahead=True,
 ):
     clipper = BookKeepingClipper(model)
     dp = _dp_optimizer_class()(
         optimizer,
         clipper=clipper,
         adaptive=adaptive,
+        noise_ahead=noise_ahead,
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
         expected_batch_size=expected_batch_size,
@@ -774,6 +774,7 @@ def make_private(
     poisson_sampling: bool = True,
     clip_quantile: float = 0.5,
     seed: int = 0,
+    noise_ahead: bool = True,
 ) -> PrivateTraining:
     """Wrap ``module``, ``optimizer`` and ``data_loader`` for DP-SGD (see the module docstring).
 
@@ -784,7 +785,9 @@ def make_private(
     ``"adaptive"`` tracks that quantile during training instead (:class:`AdaptiveClipping`, bookkeeping
     clipping only; its cost is part of every step's noise). ``batch_size`` is the
     expected Poisson batch size: the loader's by default, or ``"auto"`` for
-    :func:`homeloop.privacy.calibration.recommended_batch_size`. Raises
+    :func:`homeloop.privacy.calibration.recommended_batch_size`. ``noise_ahead`` (bookkeeping clipping, CPU)
+    draws each step's Gaussian noise on a background thread while the model computes
+    (:mod:`homeloop.privacy.noise`; it costs one extra copy of the trained parameters). Raises
     :class:`~homeloop.errors.UnsupportedLayerError` and :class:`~homeloop.errors.PrivacyBudgetError`
     before training when the model or the target cannot work.
     """
@@ -902,6 +905,7 @@ def make_private(
         expected_batch_size=max(1, round(expected)),
         generator=generator,
         **({"adaptive": adaptive} if adaptive else {}),
+        **({"noise_ahead": noise_ahead} if mode == "bookkeeping" else {}),
     )
     private = PrivateTraining(
         module=prepared.module,

@@ -181,13 +181,14 @@ def privacy_report_section(
     data_size: Any = None,
 ) -> Any:
     """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths;
-    ``attacks`` may also be a list of them, one audited recipe each; ``data_size``: a ``dp_utility.py
+    ``attacks`` and ``speed`` may also be lists of them, one audited recipe or one batch size each; ``data_size``: a ``dp_utility.py
     --train-fractions`` run); figures are written into ``folder`` (the report's staging folder)."""
     from homeloop.report import Section
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    utility, speed, data_size = _load(utility), _load(speed), _load(data_size)
+    utility, data_size = _load(utility), _load(data_size)
+    speed = [run for run in map(_load, speed if isinstance(speed, list) else [speed]) if run]
     section = Section(title="Privacy: differentially private training and measured leakage")
     section.paragraphs.append(
         "The assistant's NLU trains with DP-SGD through the same training loop as every model "
@@ -196,22 +197,23 @@ def privacy_report_section(
         "RDP). Leakage is measured by attacks on models retrained under the audit's control "
         "(<code>homeloop audit privacy</code>)."
     )
-    if speed:
+    for run in speed:
         rows = [
             [
                 mode,
                 r.get("seconds_per_step"),
                 r.get("time_ratio"),
+                r.get("cpu_ratio"),
                 r.get("peak_ratio"),
                 r.get("training_memory_ratio"),
             ]
-            for mode, r in speed.get("modes", {}).items()
+            for mode, r in run.get("modes", {}).items()
         ]
         section.tables.append(
             (
-                f"Speed, same model and batches ({speed.get('encoder')}, batch {speed.get('batch_size')}); "
-                "ratios against no privacy",
-                ["mode", "s/step", "x time", "x peak memory", "x training memory"],
+                f"Speed, same model and batches ({run.get('encoder')}, batch {run.get('batch_size')}, "
+                f"{run.get('machine')}); ratios against no privacy",
+                ["mode", "s/step", "x time", "x CPU time", "x peak memory", "x training memory"],
                 rows,
             )
         )
