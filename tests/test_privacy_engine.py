@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -94,6 +96,35 @@ def test_frozen_layers_are_left_out() -> None:
     torch.testing.assert_close(clipper.per_sample_norms(scale=len(items)), exact_norms, rtol=1e-4, atol=1e-6)
     clipper.detach()
     assert not model.embedding.weight.requires_grad
+
+
+class Bag(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(ids).sum(1))
+
+
+def test_first_layer_output_is_freed_after_the_forward_pass() -> None:
+    """The graph must not hold the first layer's output until the loss is gone: for the NLU's n-gram embedding
+    that output is the largest tensor of the step. Its gradient must still reach the clipper."""
+    torch.manual_seed(0)
+    model = Bag()
+    outputs = []
+    model.embedding.register_forward_hook(lambda m, i, out: outputs.append(weakref.ref(out)))
+    ids, y = torch.randint(0, 30, (5, 4)), torch.tensor([0, 1, 2, 0, 1])
+    expected = torch.autograd.grad(F.cross_entropy(model(ids), y, reduction="sum"), model.embedding.weight)[0]
+    outputs.clear()
+    clipper = BookKeepingClipper(model)
+    loss = F.cross_entropy(model(ids), y, reduction="sum")
+    gc.collect()
+    assert outputs[0]() is None
+    loss.backward()
+    clipper.clipped_sum(1e9)
+    torch.testing.assert_close(model.embedding.weight.grad, expected)
 
 
 def _train_private(clipping: str, *, noise_multiplier: float, max_grad_norm, epochs: int = 2, seed: int = 0, **options):

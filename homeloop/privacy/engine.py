@@ -316,6 +316,21 @@ def _unsupported(m: nn.Module, clipping: str) -> str | None:
 # --------------------------------------------------------------------------- bookkeeping clipper
 
 
+class _Tap(torch.autograd.Function):
+    """Identity that makes a first layer's output part of the autograd graph, so the backward pass reaches its
+    gradient hook. Marking the output itself ``requires_grad`` would make it a leaf, which the graph keeps alive
+    until the loss is gone (for the NLU's n-gram embedding that is its whole ``batch x words x n-grams x dim``
+    output); a view from a function of an anchor leaf is freed as soon as the layers after it are done with it."""
+
+    @staticmethod
+    def forward(ctx: Any, anchor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None]:
+        return None, None
+
+
 class BookKeepingClipper:
     """Hooks on the supported layers of ``model`` that give per-example gradient norms and clipped sums after
     one ordinary backward pass (see the module docstring). ``detach()`` restores the model."""
@@ -327,6 +342,7 @@ class BookKeepingClipper:
         self._frozen: list[nn.Parameter] = []
         self._records: dict[nn.Module, list[_Record]] = {}
         self._handles = []
+        self._anchor = torch.zeros((), requires_grad=True)
         self.active = True
         for m in self._layers:
             for p in m.parameters(recurse=False):
@@ -342,7 +358,7 @@ class BookKeepingClipper:
         record = _Record(inputs=tuple(x.detach() if isinstance(x, torch.Tensor) else x for x in inputs))
         self._records.setdefault(module, []).append(record)
         if not output.requires_grad:  # the first layer: nothing before it needs gradients
-            output.requires_grad_(True)
+            output = _Tap.apply(self._anchor, output)
 
         compact = getattr(LAYER_RULES[type(module)], "compact", None)
 
