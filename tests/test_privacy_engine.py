@@ -192,15 +192,15 @@ def test_noise_drawn_ahead_is_rescaled_when_the_norm_changes_before_the_step() -
     from homeloop.privacy.noise import GaussianNoise
 
     shapes = [(3, 5), (600_000,)]  # the second spans three chunks
-    reference = [torch.zeros(s) for s in shapes]
-    GaussianNoise(torch.Generator().manual_seed(7), ahead=False).add(reference, 1.0)
+    params = [torch.zeros(s) for s in shapes]
+    reference = GaussianNoise(torch.Generator().manual_seed(7), ahead=False).take(params, 1.0)
     noise = GaussianNoise(torch.Generator().manual_seed(7))
-    noise.draw_ahead([torch.zeros(s) for s in shapes], 1.0)
-    grads = [torch.ones(s) for s in shapes]
-    noise.add(grads, 2.5)  # e.g. the user set a new max_grad_norm after zero_grad
+    noise.draw_ahead(params, 1.0)
+    drawn = noise.take(params, 2.5)  # e.g. the user set a new max_grad_norm after zero_grad
     assert noise.drawn_ahead == 1
-    for g, r in zip(grads, reference, strict=True):
-        torch.testing.assert_close(g, 1.0 + 2.5 * r)
+    for d, r in zip(drawn, reference, strict=True):
+        torch.testing.assert_close(d, 2.5 * r)
+    assert all(d.abs().sum() == 0 for d in noise.take(params, 0.0))  # no noise: zeros
 
 
 def test_target_epsilon_is_met_and_prv_is_tighter_than_rdp() -> None:
@@ -284,6 +284,24 @@ def test_auto_falls_back_to_opacus_ghost_with_a_warning() -> None:
         )
     assert private.clipping == "ghost"
     private.detach()
+
+
+def test_optimizer_parameters_outside_the_model_are_refused() -> None:
+    """A parameter the optimizer trains but no clipped layer owns would get no per-example clipping."""
+    model, extra = TinyText(), nn.Parameter(torch.zeros(4, 2))
+    optimizer = torch.optim.SGD([*model.parameters(), extra], lr=0.1)
+    with pytest.raises(InvalidInputError, match=r"optimizer: 1 trained parameter\(s\) \(shapes \[\(4, 2\)\]\)"):
+        make_private(
+            model,
+            optimizer,
+            make_loader(_data(40), batch_size=10),
+            epochs=1,
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+            clipping="bookkeeping",
+            target_delta=1e-3,
+        )
+    assert all(p.requires_grad for p in model.parameters())  # the model is left as it was
 
 
 def test_unsafe_settings_warn() -> None:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,13 +121,12 @@ class _LinearRule:
         return sq
 
     @staticmethod
-    def grads(module: nn.Linear, r: _Record, weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    def accumulate(module: nn.Linear, r: _Record, weights: torch.Tensor) -> None:
         g = _weighted(r.grad, weights)
         x, gw = r.inputs[0].reshape(-1, r.inputs[0].shape[-1]), g.reshape(-1, g.shape[-1])
-        out = {module.weight: gw.t().mm(x.to(gw.dtype))}
+        module.weight.grad.addmm_(gw.t(), x.to(gw.dtype))
         if module.bias is not None:
-            out[module.bias] = gw.sum(0)
-        return out
+            module.bias.grad.add_(gw.sum(0))
 
 
 class _EmbeddingRule:
@@ -158,11 +157,10 @@ class _EmbeddingRule:
         return sq.index_add_(0, example, summed.square().sum(1))
 
     @staticmethod
-    def grads(module: nn.Embedding, r: _Record, weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    def accumulate(module: nn.Embedding, r: _Record, weights: torch.Tensor) -> None:
         example, rows, summed, _ = r.compact
-        grad = torch.zeros_like(module.weight)
+        grad = module.weight.grad
         grad.index_add_(0, rows, (summed * weights[example].unsqueeze(1)).to(grad.dtype))
-        return {module.weight: grad}
 
 
 class _Conv1dRule:
@@ -196,15 +194,20 @@ class _Conv1dRule:
         return sq
 
     @staticmethod
-    def grads(module: nn.Conv1d, r: _Record, weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    def accumulate(module: nn.Conv1d, r: _Record, weights: torch.Tensor) -> None:
         g = _weighted(r.grad, weights)
-        weight = torch.nn.grad.conv1d_weight(
-            r.inputs[0], module.weight.shape, g, stride=module.stride, padding=module.padding, dilation=module.dilation
+        module.weight.grad.add_(
+            torch.nn.grad.conv1d_weight(
+                r.inputs[0],
+                module.weight.shape,
+                g,
+                stride=module.stride,
+                padding=module.padding,
+                dilation=module.dilation,
+            )
         )
-        out = {module.weight: weight}
         if module.bias is not None:
-            out[module.bias] = g.sum((0, 2))
-        return out
+            module.bias.grad.add_(g.sum((0, 2)))
 
     @staticmethod
     def check(module: nn.Conv1d) -> str | None:
@@ -233,8 +236,9 @@ class _LayerNormRule:
         return sum(v.reshape(v.shape[0], -1).square().sum(1) for v in per.values())
 
     @staticmethod
-    def grads(module: nn.LayerNorm, r: _Record, weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
-        return {p: _weighted(v, weights).sum(0) for p, v in _LayerNormRule._per_example(module, r).items()}
+    def accumulate(module: nn.LayerNorm, r: _Record, weights: torch.Tensor) -> None:
+        for p, v in _LayerNormRule._per_example(module, r).items():
+            p.grad.add_(_weighted(v, weights).sum(0))
 
 
 #: how bookkeeping clipping takes per-sample norms and clipped gradients of each layer type
@@ -407,23 +411,24 @@ class BookKeepingClipper:
             return torch.zeros(0)
         return total.clamp(min=0).sqrt() * scale
 
-    def clipped_sum(self, max_grad_norm: float, *, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write ``sum_i min(1, C / ||g_i||) g_i`` into each parameter's ``.grad``; returns the norms and factors."""
+    def clipped_sum(
+        self,
+        max_grad_norm: float,
+        *,
+        scale: float = 1.0,
+        multiplier: float = 1.0,
+        into: Mapping[nn.Parameter, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set each parameter's ``.grad`` to ``multiplier * sum_i min(1, C / ||g_i||) g_i``, added to its tensor in
+        ``into`` (the DP optimizer's noise) or to zeros; returns the norms and the clipping factors."""
         norms = self.per_sample_norms(scale=scale)
         factors = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        weights = factors * scale
+        weights = factors * (scale * multiplier)
         for p in self.parameters:
-            p.grad = None
+            p.grad = into[p] if into and p in into else torch.zeros_like(p, memory_format=torch.contiguous_format)
         for m, r in self._pairs():
-            for p, g in LAYER_RULES[type(m)].grads(m, r, weights).items():
-                if p.grad is None:
-                    p.grad = g.contiguous()
-                else:
-                    p.grad.add_(g)
+            LAYER_RULES[type(m)].accumulate(m, r, weights)
             r.inputs, r.grad, r.compact = (), None, None  # freed as soon as used
-        for p in self.parameters:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
         self.clear()
         return norms, factors
 
@@ -501,6 +506,13 @@ def _dp_optimizer_class() -> type:
             self.clipper = clipper
             self.adaptive = adaptive
             self._ours = {id(p) for p in clipper.parameters}
+            stray = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+            if stray:
+                raise InvalidInputError(
+                    f"optimizer: {len(stray)} trained parameter(s) (shapes {[tuple(p.shape) for p in stray[:3]]}) "
+                    "belong to no layer of the model, so nothing clips their per-example gradients; fix: build the "
+                    "optimizer from model.parameters()"
+                )
             super().__init__(optimizer, **kwargs)
             # adaptive clipping spends part of the noise budget on the count (Andrew et al. 2021, Theorem 1)
             self.gradient_noise_multiplier = (
@@ -510,20 +522,23 @@ def _dp_optimizer_class() -> type:
 
         @property
         def params(self) -> list[nn.Parameter]:
-            """The trained parameters, including those bookkeeping took out of autograd."""
-            return [p for g in self.param_groups for p in g["params"] if p.requires_grad or id(p) in self._ours]
+            """The trained parameters (bookkeeping took them out of autograd)."""
+            return [p for g in self.param_groups for p in g["params"] if id(p) in self._ours]
 
         def pre_step(self, closure: Callable[[], float] | None = None) -> bool | None:
-            """Clipped sum (bookkeeping), Gaussian noise of std ``noise_multiplier * max_grad_norm`` and division
-            by the expected batch size, in place (Opacus's version copies every gradient first)."""
+            """Gradients = (Gaussian noise of std ``noise_multiplier * max_grad_norm`` + clipped sum) divided by the
+            expected batch size: the clipped sum is accumulated into the noise, scaled as it is computed, so
+            nothing is copied or passed over again (Opacus's version copies every gradient first)."""
             batch = self.clipper.batch_size()
             scale = float(batch) if self.mean_reduction else 1.0
-            self.last_norms, _ = self.clipper.clipped_sum(self.max_grad_norm, scale=scale)
             params = self.params
-            self.noise.add([p.grad for p in params], self._noise_std())
-            if self.loss_reduction == "mean":
-                for p in params:
-                    p.grad.div_(self.expected_batch_size)
+            noise = self.noise.take(params, self._noise_std())
+            self.last_norms, _ = self.clipper.clipped_sum(
+                self.max_grad_norm,
+                scale=scale,
+                multiplier=1.0 / self._divisor(),
+                into=dict(zip(params, noise, strict=True)),
+            )
             if self.adaptive is not None:  # the next step's clipping norm, from this step's noisy unclipped count
                 self.max_grad_norm = self.adaptive.next_norm(
                     self.max_grad_norm, self.last_norms, self.expected_batch_size, self.generator
@@ -533,14 +548,20 @@ def _dp_optimizer_class() -> type:
             self._is_last_step_skipped = False
             return True
 
+        def _divisor(self) -> float:
+            return float(self.expected_batch_size) if self.loss_reduction == "mean" else 1.0
+
         def _noise_std(self) -> float:
-            return float(self.gradient_noise_multiplier) * float(self.max_grad_norm)
+            return float(self.gradient_noise_multiplier) * float(self.max_grad_norm) / self._divisor()
 
         def zero_grad(self, set_to_none: bool = False) -> None:
             self.clipper.clear()
             super().zero_grad(set_to_none)
-            if hasattr(self, "noise"):  # the step's noise is drawn while the model computes
-                self.noise.draw_ahead(self.params, self._noise_std())
+            if hasattr(self, "noise"):  # the step's noise is drawn into the gradients while the model computes
+                params = self.params
+                for p in params:
+                    p.grad = None
+                self.noise.draw_ahead(params, self._noise_std())
 
     return BookKeepingDPOptimizer
 
@@ -615,18 +636,27 @@ def _prepare_bookkeeping(
     noise_ahead=True,
 ):
     clipper = BookKeepingClipper(model)
-    dp = _dp_optimizer_class()(
-        optimizer,
-        clipper=clipper,
-        adaptive=adaptive,
-        noise_ahead=noise_ahead,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        expected_batch_size=expected_batch_size,
-        loss_reduction="mean",
-        generator=generator,
-    )
-    return _Prepared(module=model, optimizer=dp, loss=_mean_loss, detach=clipper.detach, clipper=clipper)
+    try:
+        dp = _dp_optimizer_class()(
+            optimizer,
+            clipper=clipper,
+            adaptive=adaptive,
+            noise_ahead=noise_ahead,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            expected_batch_size=expected_batch_size,
+            loss_reduction="mean",
+            generator=generator,
+        )
+    except Exception:
+        clipper.detach()  # the model is left as it was given
+        raise
+
+    def detach() -> None:
+        dp.noise.wait()
+        clipper.detach()
+
+    return _Prepared(module=model, optimizer=dp, loss=_mean_loss, detach=detach, clipper=clipper)
 
 
 def _prepare_opacus(mode: str):
@@ -803,7 +833,7 @@ def make_private(
     expected Poisson batch size: the loader's by default, or ``"auto"`` for
     :func:`homeloop.privacy.calibration.recommended_batch_size`. ``noise_ahead`` (bookkeeping clipping, CPU)
     draws each step's Gaussian noise on a background thread while the model computes
-    (:mod:`homeloop.privacy.noise`; it costs one extra copy of the trained parameters). Raises
+    (:mod:`homeloop.privacy.noise`). Raises
     :class:`~homeloop.errors.UnsupportedLayerError` and :class:`~homeloop.errors.PrivacyBudgetError`
     before training when the model or the target cannot work.
     """
