@@ -40,8 +40,9 @@ clipping norm to a quantile of the per-sample gradient norms estimated with a
 differentially private histogram whose cost is accounted
 (:mod:`homeloop.privacy.calibration`); ``max_grad_norm="adaptive"`` makes the
 norm follow that quantile as training shrinks the gradients (:class:`AdaptiveClipping`). The optimizer is
-Opacus's ``DPOptimizerFastGradientClipping``; with bookkeeping clipping it adds the Gaussian noise in place,
-drawn on a background thread while the model computes (:mod:`homeloop.privacy.noise`).
+Opacus's ``DPOptimizerFastGradientClipping``; with bookkeeping clipping the gradients start as the Gaussian noise,
+drawn on a background thread while the model computes, and the clipped sums are accumulated into them
+(:mod:`homeloop.privacy.noise`).
 """
 
 from __future__ import annotations
