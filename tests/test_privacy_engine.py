@@ -188,6 +188,35 @@ def test_noise_drawn_ahead_gives_the_same_model(max_grad_norm) -> None:
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("noise_ahead", [True, False])
+def test_gradient_noise_has_the_accounted_scale(noise_ahead: bool) -> None:
+    """With no signal, the step's gradient is the noise alone: N(0, (sigma C / B)^2) for a mean loss over an
+    expected batch of B, the scale the accountant assumes."""
+    torch.manual_seed(0)
+    model = nn.Linear(100, 300)
+    data = [(torch.randn(100), torch.tensor(0)) for _ in range(40)]
+    private = make_private(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        make_loader(data, batch_size=8),
+        epochs=1,
+        noise_multiplier=2.0,
+        max_grad_norm=0.5,
+        clipping="bookkeeping",
+        target_delta=1e-3,
+        noise_ahead=noise_ahead,
+    )
+    optimizer = private.optimizer
+    optimizer.zero_grad()
+    (model(next(iter(private.data_loader))[0]) * 0.0).sum().backward()
+    optimizer.step()
+    grad = torch.cat([model.weight.grad.flatten(), model.bias.grad])
+    assert optimizer.noise.drawn_ahead == int(noise_ahead)
+    assert abs(float(grad.mean())) < 0.03 * 0.125
+    assert float(grad.std()) == pytest.approx(2.0 * 0.5 / 8, rel=0.03)
+    private.detach()
+
+
 def test_noise_drawn_ahead_is_rescaled_when_the_norm_changes_before_the_step() -> None:
     from homeloop.privacy.noise import GaussianNoise
 
