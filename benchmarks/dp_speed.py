@@ -7,10 +7,10 @@ embedding layer frozen: position embeddings are shared by the batch), built on H
 train; every mode starts from the same weights and trains on the same fixed batches with the same AdamW
 settings (DP modes clip at 1.0 and add noise of multiplier 1.0; Poisson sampling is left out so the batches are
 identical). Time: the steps of all modes are interleaved round-robin in one process, so load changes on a
-shared machine hit every mode alike; the median wall seconds and CPU seconds (all threads) per optimizer step are reported. Memory: each mode runs
-again in its own process; the peak resident memory during training (``VmHWM`` after resetting it through
-``/proc/self/clear_refs``) is reported, as the total and as the increase over the process before training
-(median of three processes per mode).
+shared machine hit every mode alike; the median wall seconds and CPU seconds (all threads) per optimizer step
+are reported. Memory: each mode runs again in its own process; the peak resident memory during training
+(``VmHWM`` after resetting it through ``/proc/self/clear_refs``) is reported, as the total and as the increase
+over the process before training (median of ``--memory-repeats`` processes per mode, 3 by default).
 
 Run::
 

@@ -181,8 +181,9 @@ def privacy_report_section(
     data_size: Any = None,
 ) -> Any:
     """A report :class:`~homeloop.report.Section` from the benchmarks' figures (dicts or JSON file paths;
-    ``attacks`` and ``speed`` may also be lists of them, one audited recipe or one batch size each; ``data_size``: a ``dp_utility.py
-    --train-fractions`` run); figures are written into ``folder`` (the report's staging folder)."""
+    ``attacks`` and ``speed`` may also be lists of them, one audited recipe or one batch size each;
+    ``data_size``: a ``dp_utility.py --train-fractions`` run); figures are written into ``folder`` (the report's
+    staging folder)."""
     from homeloop.report import Section
 
     folder = Path(folder)
