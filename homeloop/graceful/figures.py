@@ -4,7 +4,7 @@
 :func:`~homeloop.graceful.experiments.positive_congruent_experiment` or
 :func:`~homeloop.graceful.experiments.probe_update_experiment` (e.g. as
 ``benchmarks/graceful_updates.py --out`` writes them); the demo report's graceful
-section (:mod:`homeloop.demo.graceful`) shows it.
+section shows it.
 """
 
 from __future__ import annotations

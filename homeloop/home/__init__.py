@@ -15,7 +15,7 @@ The pieces, each usable alone:
 - :mod:`~homeloop.home.automations` and :mod:`~homeloop.home.ha_schema`: Home Assistant automation YAML;
 - :mod:`~homeloop.home.figures`: figures of the experiments (state prediction, rooms, hunches).
 
-The experiments end to end and the report section are the demo's (:mod:`homeloop.demo.home`).
+The experiments end to end and their report section belong to the demo, which builds on this package.
 """
 
 from homeloop.home.archetypes import Archetypes, archetype_scores, find_archetypes

@@ -1,8 +1,8 @@
 """Figures of the smart-home experiments: state prediction against the baselines, room inference, hunch
 precision and recall, and one home's held-out days with its automatic actions.
 
-Each takes the results of :func:`homeloop.demo.home.home_experiments` (a dict; keys starting with ``_``
-hold the objects the figures need) and writes one PNG; the device map is
+Each takes the results of the smart-home experiments (a dict, as the demo's ``home_experiments`` returns
+it; keys starting with ``_`` hold the objects the figures need) and writes one PNG; the device map is
 :func:`homeloop.home.archetypes.plot_device_map`.
 """
 

@@ -3,7 +3,7 @@ against the amount of training data.
 
 Each takes the figures a benchmark wrote (``benchmarks/dp_utility.py --out``, ``benchmarks/privacy_attacks.py
 --out``, ``dp_utility.py --train-fractions``) as a dict and draws one PNG; the demo report's privacy section
-(:mod:`homeloop.demo.privacy`) shows them.
+shows them.
 """
 
 from __future__ import annotations
