@@ -1,4 +1,5 @@
-"""The layers import downward only (docs: DESIGN.md, "The layers import downward only").
+"""The layers import downward only: the foundations, then the NLU, the capabilities, serving and the report,
+the demo, and the command line on top (:data:`LAYERS`).
 
 Every module of the package is parsed with ``ast`` (imports inside functions included) and each
 ``homeloop`` import is checked against the layer of the importing module: a module may import its
