@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -178,11 +179,12 @@ def workspace(ctx: typer.Context) -> Workspace:
     return state.workspace()
 
 
-def nlu_in_service(ctx: typer.Context, name: str = "nlu"):
-    """The path of the NLU in service: promoted in the model registry, else the newest saved version."""
-    from homeloop.graceful.gate import serving_model_path
+def in_service(ctx: typer.Context, kind: str = "nlu", name: str = "nlu") -> Path:
+    """The default model of every command: the version folder of ``<kind>/<name>`` in service (promoted in
+    the model registry, else the newest saved; :func:`homeloop.artifacts.in_service`)."""
+    from homeloop.artifacts import in_service
 
-    return serving_model_path(workspace(ctx), name=name)
+    return in_service(workspace(ctx), kind, name)
 
 
 # ---------------------------------------------------------------- figures: a table, or --json

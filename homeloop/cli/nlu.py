@@ -37,8 +37,8 @@ def train(
 ) -> None:
     """Train on HWU64 train, evaluate on HWU64 test, and save a new model version in the workspace."""
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.demo import train_assistant_nlu
     from homeloop.nlu import ENCODERS
+    from homeloop.serving import train_assistant_nlu
 
     if encoder not in ENCODERS:
         _common.fail(f"--encoder {encoder!r}: expected one of {', '.join(sorted(ENCODERS))}")
@@ -78,7 +78,7 @@ def _load(ctx: typer.Context, model_path: Path | None):
     """The saved model at ``model_path``, or the one in service (raises a clear error when there is none)."""
     from homeloop.nlu import load_model
 
-    return load_model(model_path if model_path is not None else _common.nlu_in_service(ctx))
+    return load_model(model_path if model_path is not None else _common.in_service(ctx))
 
 
 @app.command("evaluate")

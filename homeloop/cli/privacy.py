@@ -55,7 +55,7 @@ def privacy_command(
     from homeloop.privacy.audit import audit_privacy, true_label_probabilities
     from homeloop.privacy.membership import attack_metrics, loss_threshold_scores
 
-    path = model_path if model_path is not None else _common.nlu_in_service(ctx)
+    path = model_path if model_path is not None else _common.in_service(ctx)
     with _common.progress(quiet=as_json) as bar:
         steps = _common.Steps(bar, 2)
         with steps.step("loading the model"):

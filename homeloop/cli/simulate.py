@@ -25,7 +25,7 @@ def simulate(
     encoder first if there is none).
     """
     from homeloop.data.lake import Lake
-    from homeloop.demo import assistant_nlu
+    from homeloop.serving import assistant_nlu
     from homeloop.world import WorldConfig, simulate_to_lake
 
     ws = _common.workspace(ctx)
