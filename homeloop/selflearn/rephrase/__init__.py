@@ -1,0 +1,66 @@
+"""Rephrase detection: which of a user's next turns, if any, says a request again in other (or the same) words.
+
+Framed as span prediction, as Alexa describes it: a request and the user's next
+turns within a time window (the timestamps limit the candidates) are read
+together by a pretrained transformer encoder (the MiniLM of
+:func:`homeloop.nlu.encoders.minilm_model_path`, fine-tuned), which gives every
+token a probability of starting and of ending the span that rephrases the
+request; the first token (``[CLS]``) stands for "no rephrase", as in SQuAD 2.0.
+Input::
+
+    [CLS] request [SEP] 4 seconds later: candidate 1 [SEP] 9 seconds later: candidate 2 [SEP] ...
+
+:class:`SpanRephraseDetector` is that model; :class:`PairwiseRephraseDetector`
+is the baseline that scores each (request, candidate) pair on its own from the
+cosine similarity of their sentence embeddings (the same MiniLM, not fine-tuned)
+and the time gap, with a logistic regression. Both follow one interface:
+``fit(examples, targets)`` and ``predict(examples) -> [candidate index or None]``,
+``scores(examples)`` -> the probability that the chosen candidate rephrases the
+request.
+
+:func:`rephrase_examples` builds examples from sessions; on simulated logs
+:func:`truth_rephrase_targets` gives the true answer (a candidate whose truth is
+``kind == "rephrase"`` of the same goal as the request), for training and
+measurement only.
+
+Modules: :mod:`~homeloop.selflearn.rephrase.examples` (requests and their candidates, truth, metrics),
+:mod:`~homeloop.selflearn.rephrase.encoder` (the pretrained MiniLM both detectors read),
+:mod:`~homeloop.selflearn.rephrase.baselines` (the similarity rule and the pairwise detector),
+:mod:`~homeloop.selflearn.rephrase.span_model` (the span detector),
+:mod:`~homeloop.selflearn.rephrase.saved_model` (its files) and :mod:`~homeloop.selflearn.rephrase.lake`
+(examples from a lake dataset, detected pairs, training on a simulated dataset's truth). Their public
+names are re-exported here.
+"""
+
+from homeloop.selflearn.rephrase.baselines import PairwiseRephraseDetector, similarity_rule
+from homeloop.selflearn.rephrase.examples import (
+    RephraseCandidate,
+    RephraseExample,
+    rephrase_examples,
+    rephrase_metrics,
+    truth_rephrase_targets,
+)
+from homeloop.selflearn.rephrase.lake import (
+    detect_rephrases,
+    rephrase_examples_from_lake,
+    train_rephrase_detector_on_truth,
+)
+from homeloop.selflearn.rephrase.saved_model import REPHRASE_MODEL_NAME, load_rephrase_model, save_rephrase_model
+from homeloop.selflearn.rephrase.span_model import SpanRephraseDetector
+
+__all__ = [
+    "REPHRASE_MODEL_NAME",
+    "PairwiseRephraseDetector",
+    "RephraseCandidate",
+    "RephraseExample",
+    "SpanRephraseDetector",
+    "detect_rephrases",
+    "load_rephrase_model",
+    "rephrase_examples",
+    "rephrase_metrics",
+    "rephrase_examples_from_lake",
+    "save_rephrase_model",
+    "similarity_rule",
+    "train_rephrase_detector_on_truth",
+    "truth_rephrase_targets",
+]
