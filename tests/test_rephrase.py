@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from homeloop.errors import NotFittedError, SchemaError
 from homeloop.selflearn import sessionize
@@ -139,6 +140,10 @@ def test_estimators_are_keyword_only_and_check_fitting():
         SpanRephraseDetector().predict(x)
     with pytest.raises(NotFittedError):
         PairwiseRephraseDetector().predict(x)
+    for cls in (SpanRephraseDetector, PairwiseRephraseDetector):
+        with pytest.raises(NotFittedError):
+            cls().predict_proba(x)
+        assert clone(cls(threshold=0.3) if cls is PairwiseRephraseDetector else cls(margin=0.3)).get_params(deep=True)
     with pytest.raises(SchemaError, match="target 5"):
         SpanRephraseDetector().fit(x, [5, None])
 
@@ -159,8 +164,15 @@ def test_span_model_shapes_and_beats_chance_on_planted_set(span_model):
     rnd = random.Random(0)
     chance = rephrase_metrics([rnd.choice([None, *range(len(e.candidates))]) for e in test_x], test_y)
     assert metrics["f1"] > max(0.6, chance["f1"] + 0.2), (metrics, chance)
-    scores = span_model.scores(test_x)
-    assert scores.shape == (len(test_x),) and ((scores >= 0) & (scores <= 1)).all()
+    assert list(span_model.classes_) == [None, 0, 1, 2]
+    proba = span_model.predict_proba(test_x)
+    assert proba.shape == (len(test_x), 4) and ((proba >= 0) & (proba <= 1)).all()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    # the predicted candidate's column holds the most probability among the candidates
+    assert all(p is None or proba[i, 1:].argmax() == p for i, p in enumerate(predicted))
+    too_many = RephraseExample("q", "x", "s", tuple(RephraseCandidate(f"c{j}", "x", j) for j in range(4)))
+    with pytest.raises(SchemaError, match="at most 3 candidates"):
+        span_model.predict_proba([too_many])
 
 
 def test_span_model_save_load_and_cli(span_model, tmp_path, workspace, lake, monkeypatch):
@@ -168,7 +180,8 @@ def test_span_model_save_load_and_cli(span_model, tmp_path, workspace, lake, mon
     path = save_rephrase_model(span_model, workspace.models)
     loaded = load_rephrase_model(path)
     assert loaded.predict(test_x) == span_model.predict(test_x)
-    assert np.allclose(loaded.scores(test_x), span_model.scores(test_x), atol=1e-5)
+    assert np.allclose(loaded.predict_proba(test_x), span_model.predict_proba(test_x), atol=1e-5)
+    assert list(loaded.classes_) == list(span_model.classes_)
     pairs = detect_rephrases(test_x, loaded)
     assert set(pairs.columns) >= {"turn_id", "rephrase_turn_id", "score"}
     # the CLI applies the newest saved model to any lake dataset (here: logs without truth)
@@ -205,4 +218,6 @@ def test_pairwise_baseline_on_planted_set():
     test_x, test_y = _planted(40, seed=4)
     model = PairwiseRephraseDetector().fit(train_x, train_y)
     assert 0 < model.threshold_ < 1
+    proba = model.predict_proba(test_x)
+    assert proba.shape == (len(test_x), len(model.classes_)) and np.allclose(proba.sum(axis=1), 1.0)
     assert rephrase_metrics(model.predict(test_x), test_y)["f1"] > 0.6

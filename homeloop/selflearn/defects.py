@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.base import BaseEstimator
 
 from homeloop.errors import ArtifactError, MissingInputError, NoDataError, NotFittedError, SchemaError
 from homeloop.selflearn.sessions import (
@@ -70,13 +71,16 @@ _FORMAT_VERSION = 1
 _FEEDBACK_COLUMNS = ("barge_in", "feedback", "response_type")
 
 
-class DefectModel:
+class DefectModel(BaseEstimator):
     """Probability that a turn failed, from its implicit signals and context.
 
     A histogram gradient-boosted tree ensemble (scikit-learn) over ``features`` (default: every
     :data:`~homeloop.selflearn.sessions.SIGNAL_FEATURES` column). ``threshold`` turns probabilities
     into defect flags; ``fit(..., tune_threshold=True)`` picks the threshold that maximises F1 on a
     slice of the training data held back for it.
+
+    After ``fit``: ``classifier_``, ``features_``, ``threshold_`` (the one in use), ``defect_rate_`` and
+    ``classes_`` (``[False, True]``: True means the turn failed).
     """
 
     def __init__(
@@ -95,16 +99,6 @@ class DefectModel:
         self.max_leaf_nodes = max_leaf_nodes
         self.threshold = threshold
         self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "features": list(self.features) if self.features is not None else None,
-            "max_iter": self.max_iter,
-            "learning_rate": self.learning_rate,
-            "max_leaf_nodes": self.max_leaf_nodes,
-            "threshold": self.threshold,
-            "seed": self.seed,
-        }
 
     def _matrix(self, signals: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
         missing = [f for f in features if f not in signals.columns]
@@ -145,6 +139,7 @@ class DefectModel:
         self.features_ = features
         self.threshold_ = threshold
         self.defect_rate_ = float(y.mean())
+        self.classes_ = self.classifier_.classes_
         return self
 
     def _check_fitted(self) -> None:
@@ -152,7 +147,8 @@ class DefectModel:
             raise NotFittedError("DefectModel: call fit() before predict_proba()")
 
     def predict_proba(self, signals: pd.DataFrame) -> np.ndarray:
-        """Probabilities, shape ``(n, 2)``: column 1 is the probability that the turn failed."""
+        """Probabilities, shape ``(n, 2)`` in the order of ``classes_``: column 1 is the probability that
+        the turn failed."""
         self._check_fitted()
         if len(signals) == 0:
             return np.zeros((0, 2))

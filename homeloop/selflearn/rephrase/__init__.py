@@ -14,9 +14,11 @@ Input::
 is the baseline that scores each (request, candidate) pair on its own from the
 cosine similarity of their sentence embeddings (the same MiniLM, not fine-tuned)
 and the time gap, with a logistic regression. Both follow one interface:
-``fit(examples, targets)`` and ``predict(examples) -> [candidate index or None]``,
-``scores(examples)`` -> the probability that the chosen candidate rephrases the
-request.
+``fit(examples, targets)`` and ``predict(examples) -> [candidate index or None]``;
+their classes are None ("no rephrase") and the candidate positions, and
+``predict_proba(examples)`` gives an ``(n, 1 + candidates)`` array that holds the
+probability that the best candidate rephrases the request in its column and the
+rest in column 0.
 
 :func:`rephrase_examples` builds examples from sessions; on simulated logs
 :func:`truth_rephrase_targets` gives the true answer (a candidate whose truth is

@@ -7,10 +7,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from homeloop.errors import NoDataError, NotFittedError
 from homeloop.selflearn.rephrase.encoder import _load_minilm
-from homeloop.selflearn.rephrase.examples import RephraseExample, _check_targets, rephrase_metrics
+from homeloop.selflearn.rephrase.examples import (
+    RephraseExample,
+    _best_candidate_proba,
+    _candidate_classes,
+    _check_candidates,
+    _check_targets,
+    rephrase_metrics,
+)
 from homeloop.selflearn.sessions import is_negation
 
 __all__ = ["PairwiseRephraseDetector", "similarity_rule"]
@@ -29,11 +37,18 @@ def similarity_rule(examples: Sequence[RephraseExample], *, min_similarity: floa
     return out
 
 
-class PairwiseRephraseDetector:
+class PairwiseRephraseDetector(BaseEstimator):
     """Baseline: each (request, candidate) pair scored on its own from the cosine similarity of their
     MiniLM sentence embeddings (pretrained, not fine-tuned) and the seconds between them; a logistic
     regression learns the weights; the best candidate wins if its probability reaches the threshold
-    (``threshold``, or with ``tune_threshold`` the one that maximises F1 on the training examples)."""
+    (``threshold``, or with ``tune_threshold`` the one that maximises F1 on the training examples).
+
+    ``fit(examples, targets)`` (a candidate index or None per example). After ``fit``: ``classifier_``,
+    ``threshold_`` (the one in use) and ``classes_``: None ("no rephrase"), then the candidate positions
+    ``0 .. k-1`` (``k``, the most candidates a training example has). ``predict`` gives the candidate index
+    or None per example; ``predict_proba`` an ``(n, k + 1)`` array over ``classes_``: the best candidate's
+    probability in its column, the rest on "no rephrase" (column 0).
+    """
 
     def __init__(
         self,
@@ -93,15 +108,19 @@ class PairwiseRephraseDetector:
         if y.all() or not y.any():
             raise NoDataError("PairwiseRephraseDetector.fit: expected both rephrase and other candidate pairs")
         self.classifier_ = LogisticRegression(C=1.0).fit(x, y)
+        self.classes_ = _candidate_classes(examples)
         self.threshold_ = float(self.threshold)
         if self.tune_threshold:
             best_k, best_p = self._best(examples)
             self.threshold_ = _best_threshold(best_k, best_p, targets)
         return self
 
-    def _best(self, examples: Sequence[RephraseExample]) -> tuple[list[int], np.ndarray]:
+    def _check_fitted(self, examples: Sequence[RephraseExample]) -> None:
         if not hasattr(self, "classifier_"):
             raise NotFittedError("PairwiseRephraseDetector: call fit() before predict()")
+        _check_candidates("PairwiseRephraseDetector", self.classes_, examples)
+
+    def _best(self, examples: Sequence[RephraseExample]) -> tuple[list[int], np.ndarray]:
         x, index = self._pairs(examples)
         p = self.classifier_.predict_proba(x)[:, 1] if len(index) else np.zeros(0)
         best_k = [0] * len(examples)
@@ -111,10 +130,16 @@ class PairwiseRephraseDetector:
                 best_p[e], best_k[e] = pk, k
         return best_k, best_p
 
-    def scores(self, examples: Sequence[RephraseExample]) -> np.ndarray:
-        return self._best(examples)[1]
+    def predict_proba(self, examples: Sequence[RephraseExample]) -> np.ndarray:
+        """Probabilities over ``classes_``, shape ``(n, len(classes_))``: column ``1 + k`` holds the best
+        candidate ``k``'s probability of rephrasing the request, column 0 the rest ("no rephrase")."""
+        self._check_fitted(examples)
+        best_k, best_p = self._best(examples)
+        return _best_candidate_proba(best_k, best_p, len(self.classes_))
 
     def predict(self, examples: Sequence[RephraseExample]) -> list[int | None]:
+        """The index of the candidate that rephrases each request, or None."""
+        self._check_fitted(examples)
         best_k, best_p = self._best(examples)
         return [k if p >= self.threshold_ else None for k, p in zip(best_k, best_p, strict=True)]
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from homeloop.errors import MissingInputError, NoDataError, SchemaError
@@ -129,3 +130,30 @@ def _check_targets(examples: Sequence[RephraseExample], targets: Sequence[int | 
     for ex, t in zip(examples, targets, strict=True):
         if t is not None and not 0 <= t < len(ex.candidates):
             raise SchemaError(f"target {t} of example {ex.turn_id!r}: expected None or 0..{len(ex.candidates) - 1}")
+
+
+def _candidate_classes(examples: Sequence[RephraseExample]) -> np.ndarray:
+    """A detector's classes after fitting on ``examples``: None ("no rephrase"), then the candidate positions
+    ``0 .. k-1`` up to the most candidates a training example has."""
+    return np.array([None, *range(max(len(ex.candidates) for ex in examples))], dtype=object)
+
+
+def _check_candidates(detector: str, classes: np.ndarray, examples: Sequence[RephraseExample]) -> None:
+    most = len(classes) - 1
+    for ex in examples:
+        if len(ex.candidates) > most:
+            raise SchemaError(
+                f"example {ex.turn_id!r}: expected at most {most} candidates (the most {detector} was fitted on), "
+                f"got {len(ex.candidates)}"
+            )
+
+
+def _best_candidate_proba(best_k: Sequence[int | None], best_p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows over the classes (no rephrase, candidate 0, 1, ...): the best candidate's probability in its
+    column, the rest on "no rephrase"."""
+    proba = np.zeros((len(best_k), n_classes))
+    proba[:, 0] = 1.0 - best_p
+    for row, (k, p) in enumerate(zip(best_k, best_p, strict=True)):
+        if k is not None:
+            proba[row, 1 + k] = p
+    return proba

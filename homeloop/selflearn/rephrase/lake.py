@@ -28,7 +28,7 @@ def detect_rephrases(examples: Sequence[RephraseExample], detector) -> pd.DataFr
     """The (request, rephrase) pairs a fitted detector finds: ``turn_id``, ``rephrase_turn_id``,
     ``request_text``, ``rephrase_text``, ``gap_seconds``, ``score``."""
     predicted = detector.predict(examples)
-    scores = detector.scores(examples)
+    proba = detector.predict_proba(examples)
     rows = [
         {
             "turn_id": ex.turn_id,
@@ -36,9 +36,9 @@ def detect_rephrases(examples: Sequence[RephraseExample], detector) -> pd.DataFr
             "request_text": ex.text,
             "rephrase_text": ex.candidates[k].text,
             "gap_seconds": ex.candidates[k].gap_seconds,
-            "score": float(s),
+            "score": float(p[1 + k]),
         }
-        for ex, k, s in zip(examples, predicted, scores, strict=True)
+        for ex, k, p in zip(examples, predicted, proba, strict=True)
         if k is not None
     ]
     columns = ["turn_id", "rephrase_turn_id", "request_text", "rephrase_text", "gap_seconds", "score"]

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from homeloop.errors import ArtifactError, MissingInputError
 from homeloop.selflearn.rephrase.span_model import SpanRephraseDetector, _span_network_class
 
@@ -42,7 +44,8 @@ def save_rephrase_model(
             "format": "homeloop-rephrase-model",
             "format_version": _FORMAT_VERSION,
             "homeloop_version": _homeloop_version(),
-            "params": detector.get_params(),
+            "params": {k: str(v) if isinstance(v, os.PathLike) else v for k, v in detector.get_params().items()},
+            "candidates": len(detector.classes_) - 1,
             "metrics": metrics or {},
             "training_data": {**(training_data or {}), "examples": getattr(detector, "training_examples_", None)},
             "training_seconds": round(getattr(detector, "training_seconds_", 0.0), 2),
@@ -86,6 +89,8 @@ def load_rephrase_model(path: str | os.PathLike[str]) -> SpanRephraseDetector:
         raise ArtifactError(f"rephrase model {path}: encoder files or weights missing or corrupt ({exc})") from None
     network.eval()
     detector.network_ = network
+    # versions written before the classes were saved were fitted on examples of up to 3 candidates
+    detector.classes_ = np.array([None, *range(int(meta.get("candidates", 3)))], dtype=object)
     detector.path_ = path
     detector.metadata_ = meta
     return detector

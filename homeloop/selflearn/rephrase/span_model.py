@@ -10,10 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from homeloop.errors import NotFittedError
 from homeloop.selflearn.rephrase.encoder import _load_minilm
-from homeloop.selflearn.rephrase.examples import RephraseExample, _check_targets
+from homeloop.selflearn.rephrase.examples import (
+    RephraseExample,
+    _best_candidate_proba,
+    _candidate_classes,
+    _check_candidates,
+    _check_targets,
+)
 
 __all__ = ["SpanRephraseDetector"]
 
@@ -56,13 +63,19 @@ def _gap_words(seconds: float) -> str:
     return f"{int(round(seconds))} seconds later :"
 
 
-class SpanRephraseDetector:
+class SpanRephraseDetector(BaseEstimator):
     """The span-prediction rephrase detector (see the module docstring): fine-tuned MiniLM reading the
     request with its candidates, per-token start/end probabilities, ``[CLS]`` for "no rephrase".
 
     A candidate is predicted when its best span ``(s, e)`` (``s <= e`` inside the candidate, at most
-    ``max_span`` tokens) scores higher than "no rephrase" by ``margin`` in log-probability; ``scores``
-    gives ``sigmoid(best span - no rephrase)``.
+    ``max_span`` tokens) scores higher than "no rephrase" by ``margin`` in log-probability.
+
+    ``fit(examples, targets)`` (a candidate index or None per example). After ``fit``: ``tokenizer_``,
+    ``network_`` and ``classes_``: None ("no rephrase"), then the candidate positions ``0 .. k-1`` (``k``,
+    the most candidates a training example has). ``predict`` gives the candidate index or None per example;
+    ``predict_proba`` an ``(n, k + 1)`` array over ``classes_``: the model weighs the best candidate span
+    against "no rephrase", so column ``1 + k`` of the best candidate ``k`` holds
+    ``sigmoid(best span - no rephrase)`` (log-probabilities) and column 0 the rest.
     """
 
     def __init__(
@@ -87,19 +100,6 @@ class SpanRephraseDetector:
         self.max_span = max_span
         self.margin = margin
         self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "model_path": str(self.model_path) if self.model_path is not None else None,
-            "max_length": self.max_length,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "head_lr": self.head_lr,
-            "max_span": self.max_span,
-            "margin": self.margin,
-            "seed": self.seed,
-        }
 
     # ---------------------------------------------------------------- encoding
 
@@ -198,6 +198,7 @@ class SpanRephraseDetector:
         self.training_seconds_ = time.perf_counter() - started
         self.epoch_losses_ = list(history.epoch_losses)
         self.training_examples_ = len(items)
+        self.classes_ = _candidate_classes(examples)
         return self
 
     def _check_fitted(self) -> None:
@@ -248,11 +249,17 @@ class SpanRephraseDetector:
             margins[n] = best - null if which is not None else -math.inf
         return best_k, margins, 1 / (1 + np.exp(-np.clip(margins, -50, 50)))
 
-    def scores(self, examples: Sequence[RephraseExample]) -> np.ndarray:
-        """Probability-like score that the best candidate span rephrases the request."""
-        return self._decide(examples)[2]
+    def predict_proba(self, examples: Sequence[RephraseExample]) -> np.ndarray:
+        """Probabilities over ``classes_``, shape ``(n, len(classes_))``: column ``1 + k`` holds
+        ``sigmoid(best span - no rephrase)`` for the best candidate ``k``, column 0 the rest."""
+        self._check_fitted()
+        _check_candidates("SpanRephraseDetector", self.classes_, examples)
+        best_k, _, best_p = self._decide(examples)
+        return _best_candidate_proba(best_k, best_p, len(self.classes_))
 
     def predict(self, examples: Sequence[RephraseExample]) -> list[int | None]:
         """The index of the candidate that rephrases each request, or None."""
+        self._check_fitted()
+        _check_candidates("SpanRephraseDetector", self.classes_, examples)
         best_k, margins, _ = self._decide(examples)
         return [k if m > self.margin else None for k, m in zip(best_k, margins, strict=True)]

@@ -7,6 +7,8 @@ import time
 import warnings
 from typing import Any
 
+from sklearn.base import BaseEstimator
+
 from homeloop.errors import InvalidInputError, NotFittedError
 from homeloop.selflearn.rewrites.counting import count_chains
 from homeloop.selflearn.rewrites.selection import TARGET_SCORERS, select_rewrites
@@ -15,8 +17,8 @@ from homeloop.selflearn.rewrites.table import RewriteTable
 __all__ = ["RewriteMiner", "mine_rewrites"]
 
 
-class RewriteMiner:
-    """Mines a :class:`RewriteTable` from a lake dataset's turns (sklearn-like: ``fit`` returns self).
+class RewriteMiner(BaseEstimator):
+    """Mines a :class:`RewriteTable` from a lake dataset's turns (a scikit-learn estimator: ``fit`` returns self).
 
     After ``fit``: ``table_`` (the rewrites), ``figures_`` (counts, timings, where labels came from).
     ``pool_by="interpretation"`` pools the chain's states by NLU interpretation (see :func:`select_rewrites`).
@@ -52,9 +54,6 @@ class RewriteMiner:
         self.backend = backend
         self.ray_address = ray_address
         self.shards = shards
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
     def fit(self, lake, dataset: str) -> RewriteMiner:
         if self.target_scorer not in TARGET_SCORERS:
