@@ -45,7 +45,7 @@ def train_assistant_nlu(
 ) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
     """Train the assistant's NLU on HWU64 train, score it on HWU64 test, save it as the next version with
     its metrics, and register it in the operational database's model registry."""
-    from homeloop.db import ModelRegistry, open_database
+    from homeloop.artifacts import register
 
     started = time.perf_counter()
     model = IntentSlotModel(encoder=encoder, epochs=epochs, seed=seed).fit(load_hwu64("train"), callbacks=callbacks)
@@ -57,18 +57,7 @@ def train_assistant_nlu(
         "training_seconds": round(seconds, 2),
     }
     path = save_model(model, ws.models, metrics=metrics, training_data={"name": "hwu64", "split": "train"})
-    db = open_database(ws.database_url)
-    try:
-        ModelRegistry(db).register(
-            "nlu",
-            path,
-            kind=encoder,
-            metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
-            params=model.get_params(),
-            data={"name": "hwu64", "split": "train"},
-        )
-    finally:
-        db.dispose()
+    register(ws, path)
     return model, path, metrics
 
 
