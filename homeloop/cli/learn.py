@@ -120,15 +120,18 @@ def rephrases_command(
     Which model: --model; else a span model fine-tuned on the truth of --train-from (or of --dataset
     when it is simulated), saved as a new version; else the newest saved rephrase model.
     """
+    from homeloop import artifacts
     from homeloop.data.lake import Lake
     from homeloop.errors import MissingInputError
-    from homeloop.nlu.artifacts import latest_model_path
-    from homeloop.selflearn.rephrase import (
+    from homeloop.selflearn.artifacts import (
+        REPHRASE_KIND,
         REPHRASE_MODEL_NAME,
-        detect_rephrases,
         load_rephrase_model,
-        rephrase_examples_from_lake,
         save_rephrase_model,
+    )
+    from homeloop.selflearn.rephrase import (
+        detect_rephrases,
+        rephrase_examples_from_lake,
         train_rephrase_detector_on_truth,
     )
 
@@ -160,11 +163,11 @@ def rephrases_command(
                 figures["held_out"] = held_out
             else:
                 try:
-                    detector = load_rephrase_model(latest_model_path(ws.models, name=REPHRASE_MODEL_NAME))
+                    detector = load_rephrase_model(artifacts.latest(ws.models, REPHRASE_KIND, REPHRASE_MODEL_NAME))
                 except MissingInputError:
                     raise _common.fail(
-                        f"no saved rephrase model in {ws.models / REPHRASE_MODEL_NAME} and {dataset!r} has no "
-                        "simulated truth to train one: run with --train-from <a simulated dataset> first"
+                        f"no saved rephrase model in {ws.models / REPHRASE_KIND / REPHRASE_MODEL_NAME} and {dataset!r} "
+                        "has no simulated truth to train one: run with --train-from <a simulated dataset> first"
                     ) from None
         figures["model_path"] = str(detector.path_)
         task = bar.add_task("detecting", total=None)

@@ -36,7 +36,8 @@ def defects_report_section(
     defect model); the most certain defects; and,
     with ``report_dir``, a figure of the defect probability for failed and successful turns."""
     from homeloop.data.lake import Lake
-    from homeloop.selflearn.defects import label_defects, latest_defect_model, signals_from_lake, truth_labels
+    from homeloop.selflearn.artifacts import latest_defect_model
+    from homeloop.selflearn.defects import label_defects, signals_from_lake, truth_labels
     from homeloop.selflearn.sessions import rule_defects
 
     lake = Lake(workspace.lake)
@@ -121,15 +122,13 @@ def defects_report_section(
 
 def _latest_held_out(models_dir) -> dict[str, Any] | None:
     """The held-out figures saved with the newest defect model, if any."""
-    import json
-
-    from homeloop.errors import MissingInputError
-    from homeloop.nlu.artifacts import latest_model_path
-    from homeloop.selflearn.defects import DEFECT_MODEL_NAME
+    from homeloop import artifacts
+    from homeloop.errors import ArtifactError, MissingInputError
+    from homeloop.selflearn.artifacts import DEFECT_KIND, DEFECT_MODEL_NAME
 
     try:
-        meta = json.loads((latest_model_path(models_dir, name=DEFECT_MODEL_NAME) / "metadata.json").read_text())
-    except (MissingInputError, OSError, ValueError):
+        meta = artifacts.read_metadata(artifacts.latest(models_dir, DEFECT_KIND, DEFECT_MODEL_NAME))
+    except (MissingInputError, ArtifactError):
         return None
     metrics = meta.get("metrics") or {}
     return metrics if {"model", "rules", "test_turns", "test_homes"} <= set(metrics) else None

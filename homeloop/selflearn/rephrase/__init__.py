@@ -28,10 +28,10 @@ measurement only.
 Modules: :mod:`~homeloop.selflearn.rephrase.examples` (requests and their candidates, truth, metrics),
 :mod:`~homeloop.selflearn.rephrase.encoder` (the pretrained MiniLM both detectors read),
 :mod:`~homeloop.selflearn.rephrase.baselines` (the similarity rule and the pairwise detector),
-:mod:`~homeloop.selflearn.rephrase.span_model` (the span detector),
-:mod:`~homeloop.selflearn.rephrase.saved_model` (its files) and :mod:`~homeloop.selflearn.rephrase.lake`
-(examples from a lake dataset, detected pairs, training on a simulated dataset's truth). Their public
-names are re-exported here.
+:mod:`~homeloop.selflearn.rephrase.span_model` (the span detector) and
+:mod:`~homeloop.selflearn.rephrase.lake` (examples from a lake dataset, detected pairs, training on a
+simulated dataset's truth). Their public names are re-exported here. The span detector's saved files are
+the format ``homeloop.selflearn.rephrase_span`` of :mod:`homeloop.selflearn.artifacts`.
 """
 
 from homeloop.selflearn.rephrase.baselines import PairwiseRephraseDetector, similarity_rule
@@ -47,21 +47,17 @@ from homeloop.selflearn.rephrase.lake import (
     rephrase_examples_from_lake,
     train_rephrase_detector_on_truth,
 )
-from homeloop.selflearn.rephrase.saved_model import REPHRASE_MODEL_NAME, load_rephrase_model, save_rephrase_model
 from homeloop.selflearn.rephrase.span_model import SpanRephraseDetector
 
 __all__ = [
-    "REPHRASE_MODEL_NAME",
     "PairwiseRephraseDetector",
     "RephraseCandidate",
     "RephraseExample",
     "SpanRephraseDetector",
     "detect_rephrases",
-    "load_rephrase_model",
     "rephrase_examples",
     "rephrase_metrics",
     "rephrase_examples_from_lake",
-    "save_rephrase_model",
     "similarity_rule",
     "train_rephrase_detector_on_truth",
     "truth_rephrase_targets",
