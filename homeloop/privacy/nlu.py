@@ -299,7 +299,7 @@ def train_private_assistant_nlu(
     callbacks: Sequence[Any] = (),
     **options: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """The private twin of ``homeloop.demo.train_assistant_nlu``: train on HWU64 train with DP-SGD, score on
+    """The private twin of ``homeloop.serving.train_assistant_nlu``: train on HWU64 train with DP-SGD, score on
     HWU64 test, save the model (its :class:`PrivacyRecord` under ``training_data.privacy`` in the metadata)
     and register it in the model registry. Returns ``(model, path, metrics)``."""
     from homeloop.artifacts import register

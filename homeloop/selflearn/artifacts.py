@@ -5,7 +5,7 @@ A version folder ``models/defects/<name>/v<N>/`` of format ``homeloop.selflearn.
 
     metadata.json       the store's schema; ``details`` has the threshold and the number of features
     classifier.skops    the HistGradientBoostingClassifier, in skops' format (read back trusting only
-                        the types in :data:`DEFECT_TRUSTED_TYPES`; never a pickle)
+                        the types in :data:`DEFECT_TRUSTED_TYPES`, so loading cannot run code)
     model.json          the feature columns, the threshold in use and the training defect rate
 
 A version folder ``models/rephrase/<name>/v<N>/`` of format ``homeloop.selflearn.rephrase_span``
