@@ -184,7 +184,7 @@ def test_span_model_save_load_and_cli(span_model, tmp_path, workspace, lake, mon
     assert np.array_equal(loaded.predict_proba(test_x), span_model.predict_proba(test_x))
     assert list(loaded.classes_) == list(span_model.classes_) and loaded.get_params() == span_model.get_params()
     meta = json.loads((path / "metadata.json").read_text())
-    assert meta["format"] == "homeloop.selflearn.rephrase_span" and meta["training_data"]["examples"] == 96
+    assert meta["format"] == "homeloop.selflearn.rephrase_span" and meta["training_data"]["size"] == 96
     pairs = detect_rephrases(test_x, loaded)
     assert set(pairs.columns) >= {"turn_id", "rephrase_turn_id", "score"}
     # the CLI applies the newest saved model to any lake dataset (here: logs without truth)

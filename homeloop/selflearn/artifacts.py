@@ -131,6 +131,7 @@ class DefectModelFormat(artifacts.ArtifactFormat):
             )
         model.classifier_ = classifier
         model.classes_ = classifier.classes_
+        model.training_data_ = dict(metadata.get("training_data") or {})
         return model
 
 
@@ -155,9 +156,6 @@ class RephraseSpanFormat(artifacts.ArtifactFormat):
             "training_seconds": round(getattr(model, "training_seconds_", 0.0), 2),
             "epoch_losses": list(getattr(model, "epoch_losses_", [])),
         }
-
-    def training_data(self, model: SpanRephraseDetector) -> dict[str, Any]:
-        return {"examples": getattr(model, "training_examples_", None)}
 
     def read(self, folder: Path, metadata: dict[str, Any]) -> SpanRephraseDetector:
         from safetensors import SafetensorError
@@ -193,7 +191,8 @@ class RephraseSpanFormat(artifacts.ArtifactFormat):
         model.classes_ = np.array([None, *range(candidates)], dtype=object)
         model.training_seconds_ = float(details.get("training_seconds", 0.0))
         model.epoch_losses_ = list(details.get("epoch_losses", []))
-        model.training_examples_ = (metadata.get("training_data") or {}).get("examples")
+        model.training_data_ = dict(metadata.get("training_data") or {})
+        model.training_examples_ = model.training_data_.get("size")
         return model
 
 

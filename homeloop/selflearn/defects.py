@@ -26,6 +26,7 @@ labels come from:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -70,8 +71,9 @@ class DefectModel(BaseEstimator):
     into defect flags; ``fit(..., tune_threshold=True)`` picks the threshold that maximises F1 on a
     slice of the training data held back for it.
 
-    After ``fit``: ``classifier_``, ``features_``, ``threshold_`` (the one in use), ``defect_rate_`` and
-    ``classes_`` (``[False, True]``: True means the turn failed).
+    After ``fit``: ``classifier_``, ``features_``, ``threshold_`` (the one in use), ``defect_rate_``,
+    ``classes_`` (``[False, True]``: True means the turn failed) and ``training_data_`` (rows, defects and
+    the SHA-256 of the feature matrix and labels).
     """
 
     def __init__(
@@ -131,6 +133,9 @@ class DefectModel(BaseEstimator):
         self.threshold_ = threshold
         self.defect_rate_ = float(y.mean())
         self.classes_ = self.classifier_.classes_
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+        digest.update(y.tobytes())
+        self.training_data_ = {"size": len(y), "defects": int(y.sum()), "sha256": digest.hexdigest()}
         return self
 
     def _check_fitted(self) -> None:

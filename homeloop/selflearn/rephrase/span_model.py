@@ -3,6 +3,7 @@ reading a request with its candidates (see :mod:`homeloop.selflearn.rephrase`)."
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -71,7 +72,7 @@ class SpanRephraseDetector(BaseEstimator):
     ``max_span`` tokens) scores higher than "no rephrase" by ``margin`` in log-probability.
 
     ``fit(examples, targets)`` (a candidate index or None per example). After ``fit``: ``tokenizer_``,
-    ``network_`` and ``classes_``: None ("no rephrase"), then the candidate positions ``0 .. k-1`` (``k``,
+    ``network_``, ``training_data_`` (size and SHA-256 of the examples and targets) and ``classes_``: None ("no rephrase"), then the candidate positions ``0 .. k-1`` (``k``,
     the most candidates a training example has). ``predict`` gives the candidate index or None per example;
     ``predict_proba`` an ``(n, k + 1)`` array over ``classes_``: the model weighs the best candidate span
     against "no rephrase", so column ``1 + k`` of the best candidate ``k`` holds
@@ -198,6 +199,11 @@ class SpanRephraseDetector(BaseEstimator):
         self.training_seconds_ = time.perf_counter() - started
         self.epoch_losses_ = list(history.epoch_losses)
         self.training_examples_ = len(items)
+        digest = hashlib.sha256()
+        for ex, t in zip(examples, targets, strict=True):
+            texts = "\t".join([ex.text or "", *(f"{c.gap_seconds}:{c.text or ''}" for c in ex.candidates)])
+            digest.update(f"{t}\t{texts}\n".encode())
+        self.training_data_ = {"size": len(items), "sha256": digest.hexdigest()}
         self.classes_ = _candidate_classes(examples)
         return self
 
