@@ -31,13 +31,12 @@ def defects_command(
     """Find the turns that failed from implicit feedback and write the lake table ``defect_labels``.
 
     Which labeller: --rules; else --model; else a new model trained on the truth of --train-from (or of
-    --dataset when it is simulated), saved as a new version; else the newest saved defect model (trained
+    --dataset when it is simulated), saved as a new version; else the defect model in service (trained
     on simulated truth, it reads the same signals in real logs); else the rules.
     """
     from homeloop.data.lake import Lake
     from homeloop.selflearn import (
         label_defects,
-        latest_defect_model,
         load_defect_model,
         save_defect_model,
         signals_from_lake,
@@ -71,8 +70,8 @@ def defects_command(
                 figures["model_path"] = str(path)
                 figures["held_out"] = held_out
             else:
-                with steps.step("loading the newest defect model"):
-                    model = latest_defect_model(ws.models)
+                with steps.step("loading the defect model in service"):
+                    model = _defect_model_in_service(ws)
                 if model is None:
                     _common.console.print(
                         "[yellow]no saved defect model and no simulated truth to train one: labelling with rules"
@@ -118,14 +117,13 @@ def rephrases_command(
     """Detect rephrases: which of a user's next turns within the window says a request again.
 
     Which model: --model; else a span model fine-tuned on the truth of --train-from (or of --dataset
-    when it is simulated), saved as a new version; else the newest saved rephrase model.
+    when it is simulated), saved as a new version; else the rephrase model in service.
     """
     from homeloop.data.lake import Lake
+    from homeloop.selflearn.artifacts import load_rephrase_model, save_rephrase_model
     from homeloop.selflearn.rephrase import (
         detect_rephrases,
-        load_rephrase_model,
         rephrase_examples_from_lake,
-        save_rephrase_model,
         train_rephrase_detector_on_truth,
     )
 
@@ -158,8 +156,8 @@ def rephrases_command(
                     )
                 figures["held_out"] = held_out
             else:
-                with steps.step("loading the newest rephrase model"):
-                    detector = _newest_rephrase_model(ws, dataset)
+                with steps.step("loading the rephrase model in service"):
+                    detector = _rephrase_model_in_service(ws, dataset)
         figures["model_path"] = str(detector.path_)
         with steps.step("detecting"):
             pairs = detect_rephrases(found, detector)
@@ -188,17 +186,29 @@ def rephrases_command(
     _common.emit(figures, as_json=as_json, title=f"rephrases in {dataset!r}")
 
 
-def _newest_rephrase_model(ws, dataset: str):
-    """The newest saved rephrase model; a clear error when there is none."""
+def _defect_model_in_service(ws):
+    """The defect model in service (promoted, else the newest saved), or None when there is none."""
+    from homeloop import artifacts
     from homeloop.errors import MissingInputError
-    from homeloop.nlu.artifacts import latest_model_path
-    from homeloop.selflearn.rephrase import REPHRASE_MODEL_NAME, load_rephrase_model
+    from homeloop.selflearn.artifacts import DEFECT_KIND, DEFECT_MODEL_NAME, load_defect_model
 
     try:
-        path = latest_model_path(ws.models, name=REPHRASE_MODEL_NAME)
+        return load_defect_model(artifacts.in_service(ws, DEFECT_KIND, DEFECT_MODEL_NAME))
+    except MissingInputError:
+        return None
+
+
+def _rephrase_model_in_service(ws, dataset: str):
+    """The rephrase model in service (promoted, else the newest saved); a clear error when there is none."""
+    from homeloop import artifacts
+    from homeloop.errors import MissingInputError
+    from homeloop.selflearn.artifacts import REPHRASE_KIND, REPHRASE_MODEL_NAME, load_rephrase_model
+
+    try:
+        path = artifacts.in_service(ws, REPHRASE_KIND, REPHRASE_MODEL_NAME)
     except MissingInputError:
         _common.fail(
-            f"no saved rephrase model in {ws.models / REPHRASE_MODEL_NAME} and {dataset!r} has no "
+            f"no saved rephrase model in {ws.models / REPHRASE_KIND / REPHRASE_MODEL_NAME} and {dataset!r} has no "
             "simulated truth to train one: run with --train-from <a simulated dataset> first"
         )
     return load_rephrase_model(path)
