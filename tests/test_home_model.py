@@ -11,7 +11,7 @@ from home_world import home_world
 from homeloop.adapters.houses import ingest_houses
 from homeloop.errors import NotFittedError
 from homeloop.home.archetypes import archetype_scores, find_archetypes
-from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.evaluation import evaluate_state_prediction
 from homeloop.home.features import load_history, split_days
 from homeloop.home.hunches import (

@@ -73,7 +73,7 @@ def train(
     (ROC-AUC and Brier score) against the hour-of-week prior, last-state and hour-logistic baselines;
     the saved model is then trained on all days.
     """
-    from homeloop.home.embeddings import DeviceStateModel
+    from homeloop.home.device_model import DeviceStateModel
     from homeloop.home.evaluation import evaluate_state_prediction
     from homeloop.home.pipeline import model_path, save_device_model
     from homeloop.home.text import TEXT_ENCODERS

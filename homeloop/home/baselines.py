@@ -8,7 +8,7 @@
 - :class:`HourLogistic`: logistic regression on the hour of day (one-hot) and a weekend flag.
 
 All share ``fit(history, train_days)`` and ``predict_proba(history, queries)`` with
-:class:`~homeloop.home.embeddings.DeviceStateModel`; :data:`BASELINES` lists them by name.
+:class:`~homeloop.home.device_model.DeviceStateModel`; :data:`BASELINES` lists them by name.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from homeloop.home.embeddings import Queries, _time_index
 from homeloop.home.features import DeviceHistory, UsageAggregates, usage_features
+from homeloop.home.queries import Queries, time_index
 
 __all__ = ["BASELINES", "HourLogistic", "HourOfWeekPrior", "LastStatePersists"]
 
@@ -45,7 +45,7 @@ class HourOfWeekPrior:
         out = np.zeros(len(queries), np.float32)
         for hi in np.unique(homes[queries.device]):
             sel = np.flatnonzero(homes[queries.device] == hi)
-            _, how = _time_index(history.homes[hi], queries.slot[sel])
+            _, how = time_index(history.homes[hi], queries.slot[sel])
             out[sel] = self.profiles_[queries.device[sel], how]
         return out
 
@@ -121,7 +121,7 @@ class HourLogistic:
 
     @staticmethod
     def _design(home, slots: np.ndarray) -> np.ndarray:
-        hour, _ = _time_index(home, slots)
+        hour, _ = time_index(home, slots)
         weekend = home.weekday(slots // home.slots_per_day) >= 5
         return np.concatenate([np.eye(24, dtype=np.float32)[hour], weekend[:, None].astype(np.float32)], axis=1)
 

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from homeloop.home.baselines import BASELINES
-from homeloop.home.embeddings import DeviceStateModel, Queries
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory, split_days
+from homeloop.home.queries import Queries
 
 __all__ = ["evaluate_state_prediction", "score"]
 

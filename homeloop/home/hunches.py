@@ -37,9 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from homeloop.errors import InvalidInputError, NotFittedError
-from homeloop.home.embeddings import DeviceEncoder, DeviceStateModel, Queries
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory, UsageAggregates, _local_minutes, usage_features, utc_microseconds
+from homeloop.home.network import DeviceEncoder
 from homeloop.home.presence import HomeStateModel, home_activity_features
+from homeloop.home.queries import Queries
 from homeloop.training import fit, make_loader, seed_everything
 
 __all__ = [

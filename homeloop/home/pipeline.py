@@ -1,7 +1,7 @@
 """From a lake dataset to a trained device model, hunches, rooms and archetypes (what ``homeloop home`` runs).
 
 Saved models live under ``<workspace>/models/home/<dataset>.pt`` (a pickled
-:class:`~homeloop.home.embeddings.DeviceStateModel` with a format version).
+:class:`~homeloop.home.device_model.DeviceStateModel` with a format version).
 
 For a real home there is no presence ground truth to train a home-state model on, so
 :class:`InactivityHomeState` stands in: the longer nothing in the home has switched,
@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from homeloop.errors import ArtifactError, MissingInputError
-from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory
 from homeloop.home.hunches import hunch_candidates
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from homeloop.home.archetypes import archetype_scores, find_archetypes, plot_device_map
-from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.evaluation import evaluate_state_prediction
 from homeloop.home.features import DeviceHistory, UsageAggregates, load_history, split_days, usage_features
 from homeloop.home.hunches import evaluate_hunches
