@@ -66,7 +66,7 @@ def test_an_ensemble_averages_its_models(world):
     assert not np.allclose(single[0], single[1])
     np.testing.assert_allclose(model.predict_proba(history, queries), np.mean(single, axis=0), atol=1e-6)
     with pytest.raises(InvalidInputError, match="ensemble"):
-        DeviceStateModel(ensemble=0)
+        DeviceStateModel(ensemble=0).fit(history, days)
 
 
 def test_embeddings_group_devices_by_true_archetype(world):

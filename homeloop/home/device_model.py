@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from homeloop.data.schema import DEVICE_TYPES
@@ -92,7 +93,7 @@ class _KeepBest:
             self.owner.network_.load_state_dict(self.best_state)
 
 
-class DeviceStateModel:
+class DeviceStateModel(BaseEstimator):
     """Device embeddings learned by predicting device states at future times, across all homes.
 
     Parameters (keyword-only): ``embedding_dim``; ``hidden``; ``text_encoder`` (a name in
@@ -104,7 +105,8 @@ class DeviceStateModel:
 
     ``fit(history, train_days=None)`` trains on each home's first ``train_days[home_id]``
     days (all days when ``None``); :meth:`predict_proba` answers :class:`Queries` about
-    any later slot; :meth:`embed` gives each device's embedding from its training days.
+    any later slot (``[n, 2]``: P(off), P(on), as ``classes_`` is ``[0, 1]``); :meth:`embed`
+    gives each device's embedding from its training days.
     """
 
     def __init__(
@@ -130,7 +132,7 @@ class DeviceStateModel:
         self.embedding_dim = embedding_dim
         self.hidden = hidden
         self.text_encoder = text_encoder
-        self.horizons = tuple(horizons)
+        self.horizons = horizons
         self.samples_per_device = samples_per_device
         self.epochs = epochs
         self.batch_size = batch_size
@@ -140,8 +142,6 @@ class DeviceStateModel:
         self.text_dropout = text_dropout
         self.validation_fraction = validation_fraction
         self.use_rooms = use_rooms
-        if not isinstance(ensemble, int) or ensemble < 1:
-            raise InvalidInputError(f"ensemble: expected a whole number of models, 1 or more, got {ensemble!r}")
         self.ensemble = ensemble
         self.refit = refit
         self.seed = seed
@@ -290,10 +290,14 @@ class DeviceStateModel:
         are kept for validation: after each epoch the validation loss is measured and the
         weights of the best epoch are kept (``validation_losses_`` records them).
         """
+        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise InvalidInputError(f"ensemble: expected a whole number of models, 1 or more, got {self.ensemble!r}")
         seed_everything(self.seed)
         self._caches: dict = {}
         days = dict(train_days) if train_days is not None else {h.home_id: h.days for h in history.homes}
         self.train_days_ = days
+        self.horizons_ = tuple(self.horizons)
+        self.classes_ = np.array([0, 1])
         fit_days = {
             h.home_id: d - (max(1, round(d * self.validation_fraction)) if d >= 4 and self.validation_fraction else 0)
             for h in history.homes
@@ -301,7 +305,7 @@ class DeviceStateModel:
         }
         inputs = self._device_inputs(history)
         agg = UsageAggregates.of(history, days)
-        trans = Transitions(history, days, self.horizons)
+        trans = Transitions(history, days, self.horizons_)
         self.text_dim_ = inputs["name"].shape[1]
 
         def prepared(queries: Queries, seed: int):
@@ -388,8 +392,8 @@ class DeviceStateModel:
         hide_recency: np.ndarray | bool = False,
         batch_size: int = 4096,
     ) -> np.ndarray:
-        """Probability that each queried device is on in its slot (``history`` must list the same homes as in
-        fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
+        """``[n, 2]``: probability that each queried device is off, and on, in its slot (``history`` must list
+        the same homes as in fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
         self._check()
         self._caches = getattr(self, "_caches", {})
         inputs = self._device_inputs(history)
@@ -397,7 +401,7 @@ class DeviceStateModel:
             raise InvalidInputError("history: its text vectors do not match the fitted model's text encoder")
         agg = UsageAggregates.of(history, self.train_days_)
         qf, hod, how, _ = self._features(history, queries, inputs, hide_recency)
-        trans = Transitions(history, self.train_days_, self.horizons)
+        trans = Transitions(history, self.train_days_, self.horizons_)
         collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs, trans, queries.horizon)
         members = getattr(self, "members_", None) or [self.network_]
         out = []
@@ -407,7 +411,15 @@ class DeviceStateModel:
             for a in range(0, len(queries), batch_size):
                 batch = collate(list(range(a, min(a + batch_size, len(queries)))))
                 out.append(torch.stack([torch.sigmoid(net(batch)) for net in members]).mean(dim=0))
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        on = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return np.stack([1 - on, on], axis=1)
+
+    def predict(
+        self, history: DeviceHistory, queries: Queries, *, hide_recency: np.ndarray | bool = False
+    ) -> np.ndarray:
+        """1 where the queried device is more likely on than off in its slot, else 0."""
+        proba = self.predict_proba(history, queries, hide_recency=hide_recency)
+        return self.classes_[proba.argmax(axis=1)]
 
     def embed(
         self, history: DeviceHistory, *, hide_rooms: bool = False, hide_names: bool = False, batch_size: int = 8192
