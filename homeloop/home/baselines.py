@@ -33,7 +33,7 @@ def _locate(history: DeviceHistory) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _StateBaseline(BaseEstimator):
-    """What the baselines share: ``classes_`` (off, on), :meth:`predict`, and the fitted check."""
+    """What the baselines share: ``classes_`` (off, on), the fitted check, and :meth:`_labels` for ``predict``."""
 
     _fitted: str  # the attribute fit sets
 
@@ -41,12 +41,11 @@ class _StateBaseline(BaseEstimator):
         if not hasattr(self, self._fitted):
             raise NotFittedError(f"{type(self).__name__}: call fit(history, train_days) before predicting")
 
-    def _on_off(self, on: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _on_off(on: np.ndarray) -> np.ndarray:
         return np.stack([1 - on, on], axis=1)
 
-    def predict(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
-        """1 where the queried device is more likely on than off in its slot, else 0."""
-        proba = self.predict_proba(history, queries)
+    def _labels(self, proba: np.ndarray) -> np.ndarray:
         return self.classes_[proba.argmax(axis=1)]
 
 
@@ -73,6 +72,10 @@ class HourOfWeekPrior(_StateBaseline):
             _, how = time_index(history.homes[hi], queries.slot[sel])
             out[sel] = self.profiles_[queries.device[sel], how]
         return self._on_off(out)
+
+    def predict(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        """1 where the queried device is more likely on than off in its slot, else 0."""
+        return self._labels(self.predict_proba(history, queries))
 
 
 class LastStatePersists(_StateBaseline):
@@ -122,6 +125,10 @@ class LastStatePersists(_StateBaseline):
                 out[s2] = table[queries.device[s2], last]
         return self._on_off(out)
 
+    def predict(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        """1 where the queried device is more likely on than off in its slot, else 0."""
+        return self._labels(self.predict_proba(history, queries))
+
 
 class HourLogistic(_StateBaseline):
     """Per-device logistic regression of the state on the hour of day (one-hot) and a weekend flag."""
@@ -169,6 +176,10 @@ class HourLogistic(_StateBaseline):
             d = queries.device[sel]
             out[sel] = 1 / (1 + np.exp(-((x * self.coef_[d]).sum(1) + self.intercept_[d])))
         return self._on_off(out)
+
+    def predict(self, history: DeviceHistory, queries: Queries) -> np.ndarray:
+        """1 where the queried device is more likely on than off in its slot, else 0."""
+        return self._labels(self.predict_proba(history, queries))
 
 
 #: baselines by the name the figures use
