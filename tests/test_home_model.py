@@ -146,9 +146,9 @@ def test_threshold_for_precision_takes_the_most_recall_that_meets_the_target():
 
 def test_find_hunches_and_model_round_trip(world, tmp_path):
     _, history, _, _, model = world
-    path = save_device_model(model, tmp_path / "m.pt", meta={"dataset": "sim"})
-    loaded, meta = load_device_model(path)
-    assert meta == {"dataset": "sim"}
+    path = save_device_model(model, tmp_path, dataset="sim")
+    loaded = load_device_model(path)
+    assert loaded.metadata_["training_data"]["dataset"] == "sim"
     np.testing.assert_allclose(loaded.embed(history), model.embed(history), atol=1e-6)
     found = find_hunches(history, loaded, days=3, threshold=0.3)
     assert set(found.columns) >= {"device_id", "local_time", "score", "p_asleep", "p_away"}

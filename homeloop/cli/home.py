@@ -75,7 +75,7 @@ def train(
     """
     from homeloop.home.device_model import DeviceStateModel
     from homeloop.home.evaluation import evaluate_state_prediction
-    from homeloop.home.pipeline import model_path, save_device_model
+    from homeloop.home.pipeline import save_device_model
     from homeloop.home.text import TEXT_ENCODERS
 
     if text_encoder not in TEXT_ENCODERS:
@@ -103,7 +103,7 @@ def train(
             figures["held_out"] = _strip(result)
             figures["held_out"].pop("train_days", None)
         model = DeviceStateModel(**params).fit(history, callbacks=(_common.TrainingProgress(bar),))
-    path = save_device_model(model, model_path(ws.models, dataset), meta={"dataset": dataset, **params})
+    path = save_device_model(model, ws.models, dataset=dataset)
     figures["model"] = str(path)
     figures["best_epoch"] = model.best_epoch_
     figures["ensemble"], figures["refit"] = ensemble, refit
@@ -127,7 +127,7 @@ def hunches(
     from homeloop.home.pipeline import find_hunches
 
     history = _history(ctx, dataset)
-    model, _ = _model(ctx, dataset)
+    model = _model(ctx, dataset)
     found = find_hunches(history, model, days=days, threshold=threshold)
     suggestions = suggest_automations(found, min_days=min_days)
     if automations is not None:
@@ -164,7 +164,7 @@ def rooms(
     from homeloop.home.rooms import evaluate_rooms, infer_rooms
 
     fine = _history(ctx, dataset, slot_minutes=1)
-    model, _ = _model(ctx, dataset)
+    model = _model(ctx, dataset)
     embeddings = model.embed(_history(ctx, dataset), hide_rooms=True, hide_names=True)
     guesses = infer_rooms(fine, embeddings=embeddings)
     evaluation = evaluate_rooms(fine, embeddings=embeddings)
@@ -192,7 +192,7 @@ def archetypes(
     from homeloop.home.features import UsageAggregates, usage_features
 
     history = _history(ctx, dataset)
-    model, _ = _model(ctx, dataset)
+    model = _model(ctx, dataset)
     table = history.device_table()
     active = table["has_events"].to_numpy(bool)
     emb = model.embed(history)[active]

@@ -8,7 +8,8 @@ The pieces, each usable alone:
 - :mod:`~homeloop.home.device_model`: :class:`DeviceStateModel`, the encoder-decoder
   (:mod:`~homeloop.home.network`) trained across homes through :func:`homeloop.training.fit`
   on :class:`Queries` and their features (:mod:`~homeloop.home.queries`); :mod:`~homeloop.home.baselines`;
-  :func:`evaluate_state_prediction` on held-out later days;
+  :func:`evaluate_state_prediction` on held-out later days; :mod:`~homeloop.home.artifacts`: its
+  versioned artefact format (safetensors and JSON), saved and loaded by :mod:`~homeloop.home.pipeline`;
 - :mod:`~homeloop.home.archetypes`: k-means on embeddings, titled clusters, purity/NMI, device map;
 - :mod:`~homeloop.home.rooms`: room inference from co-usage and embeddings;
 - :mod:`~homeloop.home.presence`: home state (home / away / asleep) and home embeddings;

@@ -58,8 +58,18 @@ class StateDecoder(nn.Module):
 
 
 class DeviceStateNetwork(nn.Module):
+    """Encoder and decoder together: a batch of queries -> logits of the devices being on. ``sizes`` holds the
+    constructor's arguments (what a saved model needs to build the network again)."""
+
     def __init__(self, *, usage_dim: int, text_dim: int, query_dim: int, embedding_dim: int, hidden: int) -> None:
         super().__init__()
+        self.sizes = {
+            "usage_dim": usage_dim,
+            "text_dim": text_dim,
+            "query_dim": query_dim,
+            "embedding_dim": embedding_dim,
+            "hidden": hidden,
+        }
         self.encoder = DeviceEncoder(usage_dim=usage_dim, text_dim=text_dim, embedding_dim=embedding_dim, hidden=hidden)
         self.decoder = StateDecoder(embedding_dim=embedding_dim, query_dim=query_dim + 4)
 

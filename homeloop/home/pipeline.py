@@ -1,7 +1,7 @@
 """From a lake dataset to a trained device model, hunches, rooms and archetypes (what ``homeloop home`` runs).
 
-Saved models live under ``<workspace>/models/home/<dataset>.pt`` (a pickled
-:class:`~homeloop.home.device_model.DeviceStateModel` with a format version).
+Saved models are versions in the artefact store, ``<workspace>/models/device-state/<dataset>/v<N>/``
+(format :data:`homeloop.home.artifacts.FORMAT`: safetensors and JSON).
 
 For a real home there is no presence ground truth to train a home-state model on, so
 :class:`InactivityHomeState` stands in: the longer nothing in the home has switched,
@@ -11,16 +11,19 @@ the likelier everyone is asleep (at night) or away (by day).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator
 
+from homeloop import artifacts
 from homeloop.errors import ArtifactError, InvalidInputError, MissingInputError, NotFittedError
+from homeloop.home.artifacts import FORMAT, KIND
 from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory
 from homeloop.home.hunches import hunch_candidates
@@ -28,34 +31,42 @@ from homeloop.home.presence import HOME_STATES
 
 __all__ = ["InactivityHomeState", "find_hunches", "load_device_model", "model_path", "save_device_model"]
 
-_FORMAT = 2  # 2: the decoder also reads the device's transition rates; ensembles
+
+def model_path(models_dir: str | os.PathLike[str], dataset: str) -> Path:
+    """The folder of the saved versions of ``dataset``'s device model (:func:`load_device_model` takes the newest)."""
+    return Path(models_dir) / KIND / dataset
 
 
-def model_path(models_dir: Path, dataset: str) -> Path:
-    return Path(models_dir) / "home" / f"{dataset}.pt"
+def save_device_model(
+    model: DeviceStateModel,
+    models_dir: str | os.PathLike[str],
+    *,
+    dataset: str,
+    metrics: Mapping[str, Any] | None = None,
+    training_data: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save ``model``, trained on ``dataset``, as the next version ``<models_dir>/device-state/<dataset>/v<N>/``
+    (:func:`homeloop.artifacts.save`) and return that folder."""
+    if not isinstance(model, DeviceStateModel):
+        raise ArtifactError(f"save_device_model: expected a DeviceStateModel, got {type(model).__name__}")
+    data = {"dataset": dataset, **dict(training_data or {})}
+    return artifacts.save(model, models_dir, name=dataset, metrics=metrics, training_data=data)
 
 
-def save_device_model(model: DeviceStateModel, path: Path, *, meta: Mapping[str, Any] | None = None) -> Path:
+def load_device_model(path: str | os.PathLike[str]) -> DeviceStateModel:
+    """The device model saved at ``path``: a version folder, or the folder of versions (:func:`model_path`; the
+    newest is loaded). Its metadata is ``model.metadata_``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    model._caches = {}
-    torch.save({"format": _FORMAT, "model": model, "meta": dict(meta or {})}, tmp)
-    tmp.replace(path)
-    return path
-
-
-def load_device_model(path: Path) -> tuple[DeviceStateModel, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
+    has_versions = path.is_dir() and any(p.is_dir() and re.fullmatch(r"v\d+", p.name) for p in path.iterdir())
+    if not (path / "metadata.json").is_file() and not has_versions:
         raise MissingInputError(f"device model {path} does not exist; run 'homeloop home train' first")
-    try:
-        blob = torch.load(path, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt artefact
-        raise ArtifactError(f"device model {path}: cannot be read ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ArtifactError(f"device model {path}: expected format {_FORMAT}, got {blob.get('format')!r}")
-    return blob["model"], blob.get("meta", {})
+    model = artifacts.load(path)
+    if not isinstance(model, DeviceStateModel):
+        raise ArtifactError(
+            f"{model.path_}: expected a saved device model (format {FORMAT!r}), found a "
+            f"{model.metadata_.get('format')!r} model"
+        )
+    return model
 
 
 class InactivityHomeState(BaseEstimator):
