@@ -34,9 +34,12 @@ def _history(ctx: typer.Context, dataset: str, slot_minutes: int = 10):
 
 
 def _model(ctx: typer.Context, dataset: str):
-    from homeloop.home.pipeline import load_device_model, model_path
+    """The device model of ``dataset`` in service (promoted, else the newest saved)."""
+    from homeloop import artifacts
+    from homeloop.home.artifacts import KIND
+    from homeloop.home.pipeline import load_device_model
 
-    return load_device_model(model_path(_common.workspace(ctx).models, dataset))
+    return load_device_model(artifacts.in_service(_common.workspace(ctx), KIND, dataset))
 
 
 def _strip(d: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +70,9 @@ def train(
     (ROC-AUC and Brier score) against the hour-of-week prior, last-state and hour-logistic baselines;
     the saved model is then trained on all days.
     """
-    from homeloop.home.embeddings import DeviceStateModel
+    from homeloop.home.device_model import DeviceStateModel
     from homeloop.home.evaluation import evaluate_state_prediction
-    from homeloop.home.pipeline import model_path, save_device_model
+    from homeloop.home.pipeline import save_device_model
     from homeloop.home.text import TEXT_ENCODERS
 
     if text_encoder not in TEXT_ENCODERS:
@@ -101,7 +104,7 @@ def train(
                 figures["held_out"].pop("train_days", None)
         with steps.step("training on all days"):
             model = DeviceStateModel(**params).fit(history, callbacks=(_common.TrainingProgress(bar),))
-    path = save_device_model(model, model_path(ws.models, dataset), meta={"dataset": dataset, **params})
+    path = save_device_model(model, ws.models, dataset=dataset)
     figures["model"] = str(path)
     figures["best_epoch"] = model.best_epoch_
     figures["ensemble"], figures["refit"] = ensemble, refit
@@ -127,7 +130,7 @@ def hunches(
         with steps.step("reading device history"):
             history = _history(ctx, dataset)
         with steps.step("loading the device model"):
-            model, _ = _model(ctx, dataset)
+            model = _model(ctx, dataset)
         with steps.step("looking for hunches"):
             found = find_hunches(history, model, days=days, threshold=threshold)
     suggestions = suggest_automations(found, min_days=min_days)
@@ -170,7 +173,7 @@ def rooms(
             fine = _history(ctx, dataset, slot_minutes=1)
             history = _history(ctx, dataset)
         with steps.step("embedding devices"):
-            model, _ = _model(ctx, dataset)
+            model = _model(ctx, dataset)
             embeddings = model.embed(history, hide_rooms=True, hide_names=True)
         with steps.step("guessing rooms"):
             guesses = infer_rooms(fine, embeddings=embeddings)
@@ -204,7 +207,7 @@ def archetypes(
         with steps.step("reading device history"):
             history = _history(ctx, dataset)
         with steps.step("embedding devices"):
-            model, _ = _model(ctx, dataset)
+            model = _model(ctx, dataset)
             table = history.device_table()
             active = table["has_events"].to_numpy(bool)
             emb = model.embed(history)[active]
