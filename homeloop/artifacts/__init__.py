@@ -10,7 +10,7 @@
 
 - :mod:`~homeloop.artifacts.store`: version folders, atomic saving, :func:`load`.
 - :mod:`~homeloop.artifacts.formats`: :class:`ArtifactFormat`, one per estimator class, registered
-  by the module that defines it (``homeloop/<room>/artifacts.py``). No format pickles.
+  by the module that defines it (``homeloop/<room>/artifacts.py``). Loading never runs code.
 - :mod:`~homeloop.artifacts.service`: the model registry's view: :func:`register`, :func:`in_service`.
 """
 

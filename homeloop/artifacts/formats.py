@@ -6,8 +6,8 @@ importing its module on first use (the table :data:`FORMAT_MODULES`), so that lo
 never depends on what the caller happened to import. :func:`format_for` finds the format that
 saves a given estimator.
 
-Formats never pickle: tensors go into safetensors files, scikit-learn models through skops
-with an explicit list of trusted types, everything else into JSON.
+No format stores Python objects that run code when loaded: tensors go into safetensors files,
+scikit-learn models through skops with an explicit list of trusted types, everything else into JSON.
 """
 
 from __future__ import annotations

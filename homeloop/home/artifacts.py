@@ -10,7 +10,7 @@ holds::
                          and the validation losses
     weights.safetensors  each ensemble member's weights, named ``member<i>.<parameter>``
 
-Nothing is pickled: loading reads JSON and tensors and runs no code from the folder. A file
+Loading reads JSON and tensors and runs no code from the folder. A file
 changed after saving (or missing) raises :class:`~homeloop.errors.ArtifactError` naming it.
 """
 
