@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     from homeloop.home.baselines import HourOfWeekPrior
-    from homeloop.home.embeddings import DeviceStateModel
+    from homeloop.home.device_model import DeviceStateModel
     from homeloop.home.features import split_days
 
     out: dict = {"threads": args.threads, "days": args.days}

@@ -8,11 +8,11 @@ train``, ``homeloop simulate``, ``homeloop evaluate rewrites``) and the demo cal
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from homeloop import artifacts
 from homeloop.datasets import load_hwu64
 from homeloop.errors import MissingInputError
 from homeloop.nlu import IntentSlotModel, evaluate
@@ -32,8 +32,6 @@ def train_assistant_nlu(
 ) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
     """Train the assistant's NLU on HWU64 train, score it on HWU64 test, save it as the next version with
     its metrics, and register it in the operational database's model registry."""
-    from homeloop.db import ModelRegistry, open_database
-
     started = time.perf_counter()
     model = IntentSlotModel(encoder=encoder, epochs=epochs, seed=seed).fit(load_hwu64("train"), callbacks=callbacks)
     seconds = time.perf_counter() - started
@@ -44,18 +42,7 @@ def train_assistant_nlu(
         "training_seconds": round(seconds, 2),
     }
     path = save_model(model, ws.models, metrics=metrics, training_data={"name": "hwu64", "split": "train"})
-    db = open_database(ws.database_url)
-    try:
-        ModelRegistry(db).register(
-            "nlu",
-            path,
-            kind=encoder,
-            metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
-            params=model.get_params(),
-            data={"name": "hwu64", "split": "train"},
-        )
-    finally:
-        db.dispose()
+    artifacts.register(ws, path)
     return model, path, metrics
 
 
@@ -68,14 +55,12 @@ def assistant_nlu(
 ) -> tuple[IntentSlotModel, Path, dict[str, Any]]:
     """The assistant's NLU as served: the workspace's promoted model (the newest saved one while nothing is
     promoted), or a new one (:func:`train_assistant_nlu`)."""
-    from homeloop.graceful.gate import serving_model_path
-
     if not retrain:
         try:
-            path = serving_model_path(ws)
+            path = artifacts.in_service(ws, "nlu", "nlu")
         except MissingInputError:
             pass
         else:
-            metrics = json.loads((path / "metadata.json").read_text()).get("metrics", {})
+            metrics = artifacts.read_metadata(path).get("metrics", {})
             return load_model(path), path, metrics
     return train_assistant_nlu(ws, encoder=encoder, callbacks=callbacks)

@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from homeloop.cli import app
 from homeloop.data.lake import Lake
-from homeloop.errors import MissingInputError
 
 FIXTURE = Path(__file__).parent / "data" / "logs" / "assistant.jsonl"
 
@@ -58,5 +57,5 @@ def test_ingest_logs_table_output_and_missing_file(workspace, tmp_path):
     assert result.exit_code == 0, result.output
     assert "totals.quarantined" in result.stdout and "tables.turns.written" in result.stdout
     missing = _ingest(workspace, str(tmp_path / "nope.jsonl"))
-    assert missing.exit_code != 0
-    assert isinstance(missing.exception, MissingInputError)  # homeloop's runner turns it into exit code 2
+    assert missing.exit_code == 2  # the MissingInputError, as one error line on stderr
+    assert "error:" in missing.stderr and "nope.jsonl" in missing.stderr

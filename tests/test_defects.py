@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from homeloop import artifacts
 from homeloop.data.lake import Lake
 from homeloop.errors import ArtifactError, NoDataError, NotFittedError, SchemaError
 from homeloop.selflearn import (
@@ -94,13 +95,39 @@ def test_save_load_round_trip(trained, tmp_path):
     signals, model, figures = trained
     assert latest_defect_model(tmp_path) is None
     path = save_defect_model(model, tmp_path, metrics=figures)
-    assert path.name == "v1" and save_defect_model(model, tmp_path).name == "v2"
-    loaded = load_defect_model(tmp_path / "defects")
-    assert loaded.path_.name == "v2"
+    assert path == tmp_path / "defects" / "defects" / "v1" and save_defect_model(model, tmp_path).name == "v2"
+    loaded = load_defect_model(tmp_path / "defects" / "defects")
+    assert loaded.path_.name == "v2" and latest_defect_model(tmp_path).path_ == loaded.path_
     assert np.array_equal(loaded.predict_proba(signals), model.predict_proba(signals))
-    assert json.loads((path / "metadata.json").read_text())["metrics"]["model"]["auc"] == figures["model"]["auc"]
-    (path / "model.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(ArtifactError, match="corrupt"):
+    assert np.array_equal(loaded.predict(signals), model.predict(signals))
+    assert loaded.get_params() == model.get_params() and list(loaded.classes_) == [False, True]
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["format"] == "homeloop.selflearn.defect_model" and meta["kind"] == "defects"
+    assert meta["metrics"]["model"]["auc"] == figures["model"]["auc"]
+    assert sorted(p.name for p in path.iterdir()) == ["classifier.skops", "metadata.json", "model.json"]
+    assert isinstance(artifacts.load(path), DefectModel)
+
+
+def test_a_tampered_or_incomplete_defect_model_is_refused(trained, tmp_path):
+    import skops.io
+
+    _, model, _ = trained
+    path = save_defect_model(model, tmp_path)
+    classifier = path / "classifier.skops"
+    good = classifier.read_bytes()
+    classifier.write_bytes(b"not a skops file")
+    with pytest.raises(ArtifactError, match="classifier.skops"):
+        load_defect_model(path)
+    # a skops file of a type outside the trusted list is not loaded (it could run code)
+    skops.io.dump(DefectModel(max_iter=1), classifier)
+    with pytest.raises(ArtifactError, match="classifier.skops.*trusted"):
+        load_defect_model(path)
+    classifier.unlink()
+    with pytest.raises(ArtifactError, match="classifier.skops is missing"):
+        load_defect_model(path)
+    classifier.write_bytes(good)
+    (path / "model.json").unlink()
+    with pytest.raises(ArtifactError, match="model.json is missing"):
         load_defect_model(path)
 
 

@@ -37,7 +37,7 @@ def test_recorder_to_hunches_rooms_archetypes_and_automations(ha, tmp_path):
     assert held["model"]["auc"] > 0.5 and held["best_baseline"] in held
     out = tmp_path / "automations.yaml"
     hunches = _run(app, [*ws, "home", "hunches", "--threshold", "0.2", "--days", "5", "--min-days", "1",
-                         "--automations", str(out), "--json"])  # fmt: skip
+                         "--output", str(out), "--json"])  # fmt: skip
     assert out.exists()
     suggestions = yaml.safe_load(out.read_text()) or []
     assert validate_automations(suggestions) == []
@@ -56,5 +56,5 @@ def test_training_on_a_missing_dataset_says_what_is_missing(tmp_path):
     from homeloop.cli import app
 
     result = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "home", "train", "--dataset", "none"])
-    assert result.exit_code != 0
-    assert "dataset 'none'" in str(result.exception) and "ingest device history first" in str(result.exception)
+    assert result.exit_code == 2
+    assert "dataset 'none'" in result.output and "ingest device history first" in result.output

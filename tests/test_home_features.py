@@ -116,7 +116,7 @@ def test_load_history_reads_the_real_houses(lake):
 
 
 def test_transitions_count_what_follows_each_state_and_leave_a_day_out():
-    from homeloop.home.embeddings import Transitions
+    from homeloop.home.queries import Transitions
 
     # on 08:00-10:00 on two days, hourly slots: on in slots 8, 9 and 32, 33
     history = history_from_intervals(

@@ -11,7 +11,7 @@ from home_world import home_world
 from homeloop.adapters.houses import ingest_houses
 from homeloop.errors import NotFittedError
 from homeloop.home.archetypes import archetype_scores, find_archetypes
-from homeloop.home.embeddings import DeviceStateModel
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.evaluation import evaluate_state_prediction
 from homeloop.home.features import load_history, split_days
 from homeloop.home.hunches import (
@@ -66,7 +66,7 @@ def test_an_ensemble_averages_its_models(world):
     assert not np.allclose(single[0], single[1])
     np.testing.assert_allclose(model.predict_proba(history, queries), np.mean(single, axis=0), atol=1e-6)
     with pytest.raises(InvalidInputError, match="ensemble"):
-        DeviceStateModel(ensemble=0)
+        DeviceStateModel(ensemble=0).fit(history, days)
 
 
 def test_embeddings_group_devices_by_true_archetype(world):
@@ -146,9 +146,9 @@ def test_threshold_for_precision_takes_the_most_recall_that_meets_the_target():
 
 def test_find_hunches_and_model_round_trip(world, tmp_path):
     _, history, _, _, model = world
-    path = save_device_model(model, tmp_path / "m.pt", meta={"dataset": "sim"})
-    loaded, meta = load_device_model(path)
-    assert meta == {"dataset": "sim"}
+    path = save_device_model(model, tmp_path, dataset="sim")
+    loaded = load_device_model(path)
+    assert loaded.metadata_["training_data"]["dataset"] == "sim"
     np.testing.assert_allclose(loaded.embed(history), model.embed(history), atol=1e-6)
     found = find_hunches(history, loaded, days=3, threshold=0.3)
     assert set(found.columns) >= {"device_id", "local_time", "score", "p_asleep", "p_away"}

@@ -10,6 +10,7 @@ from homeloop.home import presence
 from homeloop.home.features import load_history, split_days
 from homeloop.home.presence import (
     HomeStateModel,
+    by_home,
     evaluate_home_state,
     home_folds,
     home_state_labels,
@@ -59,7 +60,8 @@ def test_activity_random_is_accepted_and_held_out_homes_are_never_trained_on(sma
     history, labels, days = small_world
     probs = HomeStateModel(features="activity+random", max_iter=20, random_dim=5).fit(history, labels, days)
     p = probs.predict_proba(history)
-    assert all(v.shape == (h.n_slots, 3) for h, v in zip(history.homes, p.values(), strict=True))
+    assert p.shape == (sum(h.n_slots for h in history.homes), 3)
+    assert all(v.shape == (h.n_slots, 3) for h, v in zip(history.homes, by_home(history, p).values(), strict=True))
     assert probs.classifier_.n_features_in_ == 12 + 5
 
     seen: list[tuple[str, str, frozenset]] = []

@@ -124,8 +124,8 @@ def test_private_nlu_trains_through_fit_and_records_its_budget(private_tiny_nlu)
 def test_cli_audits_a_saved_private_model(private_tiny_nlu, workspace) -> None:
     model, record = private_tiny_nlu
     path = save_model(model, workspace.models, training_data={"name": "hwu64", "privacy": record.as_dict()})
-    args = ["--workspace", str(workspace.root), "audit", "privacy", str(path), "--epsilon", "inf", "--members", "40"]
-    args += ["--shadows", "1", "--canaries", "1", "--repeats", "2", "--epochs", "1", "--json"]
+    args = ["--workspace", str(workspace.root), "audit", "privacy", "--model", str(path), "--epsilon", "inf"]
+    args += ["--members", "40", "--shadows", "1", "--canaries", "1", "--repeats", "2", "--epochs", "1", "--json"]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
     figures = json.loads(out.stdout)

@@ -6,23 +6,24 @@ import datetime as dt
 import inspect
 import json
 import random
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from homeloop.errors import NotFittedError, SchemaError
 from homeloop.selflearn import sessionize
+from homeloop.selflearn.artifacts import load_rephrase_model, save_rephrase_model
 from homeloop.selflearn.rephrase import (
     PairwiseRephraseDetector,
     RephraseCandidate,
     RephraseExample,
     SpanRephraseDetector,
     detect_rephrases,
-    load_rephrase_model,
     rephrase_examples,
     rephrase_metrics,
-    save_rephrase_model,
     similarity_rule,
     truth_rephrase_targets,
 )
@@ -139,6 +140,10 @@ def test_estimators_are_keyword_only_and_check_fitting():
         SpanRephraseDetector().predict(x)
     with pytest.raises(NotFittedError):
         PairwiseRephraseDetector().predict(x)
+    for cls in (SpanRephraseDetector, PairwiseRephraseDetector):
+        with pytest.raises(NotFittedError):
+            cls().predict_proba(x)
+        assert clone(cls(threshold=0.3) if cls is PairwiseRephraseDetector else cls(margin=0.3)).get_params(deep=True)
     with pytest.raises(SchemaError, match="target 5"):
         SpanRephraseDetector().fit(x, [5, None])
 
@@ -159,16 +164,27 @@ def test_span_model_shapes_and_beats_chance_on_planted_set(span_model):
     rnd = random.Random(0)
     chance = rephrase_metrics([rnd.choice([None, *range(len(e.candidates))]) for e in test_x], test_y)
     assert metrics["f1"] > max(0.6, chance["f1"] + 0.2), (metrics, chance)
-    scores = span_model.scores(test_x)
-    assert scores.shape == (len(test_x),) and ((scores >= 0) & (scores <= 1)).all()
+    assert list(span_model.classes_) == [None, 0, 1, 2]
+    proba = span_model.predict_proba(test_x)
+    assert proba.shape == (len(test_x), 4) and ((proba >= 0) & (proba <= 1)).all()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    # the predicted candidate's column holds the most probability among the candidates
+    assert all(p is None or proba[i, 1:].argmax() == p for i, p in enumerate(predicted))
+    too_many = RephraseExample("q", "x", "s", tuple(RephraseCandidate(f"c{j}", "x", j) for j in range(4)))
+    with pytest.raises(SchemaError, match="at most 3 candidates"):
+        span_model.predict_proba([too_many])
 
 
 def test_span_model_save_load_and_cli(span_model, tmp_path, workspace, lake, monkeypatch):
     test_x, _ = _planted(20, seed=9)
     path = save_rephrase_model(span_model, workspace.models)
+    assert path == workspace.models / "rephrase" / "rephrase" / "v1"
     loaded = load_rephrase_model(path)
     assert loaded.predict(test_x) == span_model.predict(test_x)
-    assert np.allclose(loaded.scores(test_x), span_model.scores(test_x), atol=1e-5)
+    assert np.array_equal(loaded.predict_proba(test_x), span_model.predict_proba(test_x))
+    assert list(loaded.classes_) == list(span_model.classes_) and loaded.get_params() == span_model.get_params()
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["format"] == "homeloop.selflearn.rephrase_span" and meta["training_data"]["size"] == 96
     pairs = detect_rephrases(test_x, loaded)
     assert set(pairs.columns) >= {"turn_id", "rephrase_turn_id", "score"}
     # the CLI applies the newest saved model to any lake dataset (here: logs without truth)
@@ -193,11 +209,32 @@ def test_span_model_save_load_and_cli(span_model, tmp_path, workspace, lake, mon
     assert figures["model_path"] == str(path) and figures["rephrase_pairs"] == len(pd.read_csv(out))
     assert figures["requests_with_candidates"] >= len(test_x)
     # no model and no truth: a clear error
-    import shutil
-
     shutil.rmtree(workspace.models / "rephrase")
     result = CliRunner().invoke(app, ["learn", "rephrases", "--dataset", "logs"])
     assert result.exit_code != 0 and "no saved rephrase model" in result.output
+
+
+def test_a_tampered_or_incomplete_span_model_is_refused(span_model, tmp_path):
+    from homeloop.errors import ArtifactError
+
+    path = save_rephrase_model(span_model, tmp_path)
+    weights = path / "weights.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ArtifactError, match="weights.safetensors"):
+        load_rephrase_model(path)
+    weights.unlink()
+    with pytest.raises(ArtifactError, match="weights.safetensors is missing"):
+        load_rephrase_model(path)
+    weights.write_bytes(good)
+    spec = (path / "model.json").read_bytes()
+    (path / "model.json").unlink()
+    with pytest.raises(ArtifactError, match="model.json is missing"):
+        load_rephrase_model(path)
+    (path / "model.json").write_bytes(spec)
+    shutil.rmtree(path / "encoder")
+    with pytest.raises(ArtifactError, match="encoder"):
+        load_rephrase_model(path)
 
 
 def test_pairwise_baseline_on_planted_set():
@@ -205,4 +242,6 @@ def test_pairwise_baseline_on_planted_set():
     test_x, test_y = _planted(40, seed=4)
     model = PairwiseRephraseDetector().fit(train_x, train_y)
     assert 0 < model.threshold_ < 1
+    proba = model.predict_proba(test_x)
+    assert proba.shape == (len(test_x), len(model.classes_)) and np.allclose(proba.sum(axis=1), 1.0)
     assert rephrase_metrics(model.predict(test_x), test_y)["f1"] > 0.6

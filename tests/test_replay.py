@@ -131,7 +131,7 @@ def test_learn_and_evaluate_rewrites_from_the_command_line(workspace, fast_nlu):
     out = runner.invoke(app, [*base, "evaluate", "rewrites", "--json"])
     assert out.exit_code == 2 and "learn rewrites" in out.output
     export = workspace.root / "table.parquet"
-    out = runner.invoke(app, [*base, "learn", "rewrites", "--min-support", "2", "--export", str(export), "--json"])
+    out = runner.invoke(app, [*base, "learn", "rewrites", "--min-support", "2", "--output", str(export), "--json"])
     assert out.exit_code == 0, out.output
     learned = json.loads(out.stdout)
     assert learned["version"] == 1 and learned["rewrites"] > 0 and learned["labels"] == "rules"

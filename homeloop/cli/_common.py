@@ -1,4 +1,18 @@
-"""Helpers shared by the command modules: workspace, figures output, progress, errors."""
+"""What every command module shares: how commands are registered, the one error boundary, the options that
+recur, the workspace, figures output (a table or ``--json``) and progress bars.
+
+A command module registers its commands in one way::
+
+    group = _common.commands("learn", help="...")   # or _common.commands() for top-level commands
+
+    @group.command("defects")
+    def defects(ctx: typer.Context, seed: int = _common.seed_option(), as_json: bool = _common.JSON_OPTION):
+        ...
+
+and :mod:`homeloop.cli` adds every group to the ``homeloop`` app. Commands do not catch errors: a
+:class:`~homeloop.errors.HomeloopError` raised anywhere below a command, or :func:`fail` (which raises), is
+turned into one ``error:`` line on stderr and exit code 2 by :class:`Boundary`, the app's root group.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +22,148 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from homeloop.errors import HomeloopError
 from homeloop.workspace import Workspace
 
-# modules under homeloop/cli/ that define ``register(app)``, in help order
+# modules under homeloop/cli/ that register commands, in help order
 COMMAND_MODULES = ("demo", "simulate", "ingest", "nlu", "db", "learn", "evaluate", "models", "home", "privacy")
 
 console = Console(stderr=True)
+
+# ---------------------------------------------------------------- registering commands
+
+_GROUPS: dict[str | None, typer.Typer] = {}
+
+
+def commands(group: str | None = None, *, help: str | None = None) -> typer.Typer:
+    """The typer app a command module decorates its commands with (``@app.command("name")``).
+
+    ``group`` names the command group (``homeloop learn ...``); ``None`` puts the commands at the top
+    (``homeloop demo``). Modules naming the same group share it (``homeloop audit`` can gather audits from
+    several modules).
+    """
+    app = _GROUPS.get(group)
+    if app is None:
+        app = _GROUPS[group] = typer.Typer(name=group, help=help, no_args_is_help=True)
+    elif help and not app.info.help:
+        app.info.help = help
+    return app
+
+
+def command_groups() -> list[typer.Typer]:
+    """Every group registered with :func:`commands`, in registration order."""
+    return list(_GROUPS.values())
+
+
+# ---------------------------------------------------------------- errors: one boundary
+
+
+class CommandError(Exception):
+    """A command cannot go on (a bad option value, something missing in the workspace); raised by :func:`fail`."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Stop the command: :class:`Boundary` prints ``error: message`` on stderr and exits with ``code``."""
+    raise CommandError(message, code)
+
+
+class Boundary(TyperGroup):
+    """The ``homeloop`` root group: the one place errors are handled. A :class:`CommandError` or a
+    :class:`~homeloop.errors.HomeloopError` from any command below becomes one ``error:`` line on stderr and
+    its exit code (2); any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommandError as exc:
+            _error(str(exc))
+            raise typer.Exit(exc.code) from None
+        except HomeloopError as exc:
+            _error(str(exc))
+            raise typer.Exit(2) from None
+
+
+def _error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+# ---------------------------------------------------------------- the options that recur
+
 JSON_OPTION = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout.")
+
+
+def seed_option(help: str = "Random seed: the same seed gives the same result.") -> Any:
+    """``--seed`` (default 0)."""
+    return typer.Option(0, "--seed", help=help)
+
+
+def model_option(help: str = "A saved model version folder (default: the one in service).") -> Any:
+    """``--model PATH``: the saved model to use instead of the default one (the one in service)."""
+    return typer.Option(None, "--model", help=help)
+
+
+def output_option(help: str = "Write the result to this file.") -> Any:
+    """``--output PATH``: the one name for writing a file."""
+    return typer.Option(None, "--output", help=help)
+
+
+def show_option(default: int = 10, help: str = "Rows to show.") -> Any:
+    """``--show N``: how many rows (examples, pairs, rewrites) to print; ``--json`` carries the same rows."""
+    return typer.Option(default, "--show", min=0, help=help)
+
+
+# the update gate's thresholds (homeloop.graceful.gate.GateThresholds); None keeps the gate's default
+MAX_NFR_OPTION = typer.Option(None, "--max-nfr", help="Largest negative flip rate allowed (fraction, default 0.04).")
+MAX_ERROR_OPTION = typer.Option(None, "--max-error-increase", help="Error increase allowed (fraction, default 0.005).")
+MAX_SLICE_DROP_OPTION = typer.Option(
+    None, "--max-slice-drop", help="Accuracy drop allowed on a slice (fraction, default 0.10)."
+)
+MIN_SLICE_SIZE_OPTION = typer.Option(
+    None, "--min-slice-size", help="Slices smaller than this are not checked (default 30)."
+)
+SLICING_OPTION = typer.Option(None, "--slicing", help="Slices checked: scenario (default) or intent.")
+SIGNIFICANCE_OPTION = typer.Option(None, "--significance", help="McNemar level that blocks a worse candidate (0: off).")
+
+
+def gate_thresholds(
+    *,
+    max_nfr: float | None,
+    max_error_increase: float | None,
+    max_slice_drop: float | None,
+    min_slice_size: int | None,
+    slicing: str | None,
+    significance: float | None,
+):
+    """The :class:`~homeloop.graceful.gate.GateThresholds` the gate options give (``None``: all defaults)."""
+    from homeloop.graceful.gate import GateThresholds
+
+    given = {
+        "max_negative_flip_rate": max_nfr,
+        "max_error_increase": max_error_increase,
+        "max_slice_accuracy_drop": max_slice_drop,
+        "min_slice_size": min_slice_size,
+        "slicing": slicing,
+        "significance": significance,
+    }
+    values = {k: v for k, v in given.items() if v is not None}
+    return GateThresholds(**values) if values else None
+
+
+# ---------------------------------------------------------------- the workspace and "the default model"
 
 
 @dataclass
@@ -36,6 +177,17 @@ class State:
 def workspace(ctx: typer.Context) -> Workspace:
     state = ctx.find_root().obj or State()
     return state.workspace()
+
+
+def in_service(ctx: typer.Context, kind: str = "nlu", name: str = "nlu") -> Path:
+    """The default model of every command: the version folder of ``<kind>/<name>`` in service (promoted in
+    the model registry, else the newest saved; :func:`homeloop.artifacts.in_service`)."""
+    from homeloop.artifacts import in_service
+
+    return in_service(workspace(ctx), kind, name)
+
+
+# ---------------------------------------------------------------- figures: a table, or --json
 
 
 def _clean(value: Any) -> Any:
@@ -75,9 +227,14 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]
             yield f"{prefix}{k}", v
 
 
+# ---------------------------------------------------------------- progress bars (stderr), each with a total
+
+
 @contextmanager
 def progress(*, quiet: bool = False) -> Iterator[Progress]:
-    """A rich progress bar on stderr (so ``--json`` output stays clean)."""
+    """Rich progress bars on stderr (so ``--json`` output stays clean); every bar added gets a total:
+    batches and epochs (:class:`TrainingProgress`), a library's stages (:func:`stage_progress`), bytes or
+    rows read, or the command's own steps (:class:`Steps`)."""
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -90,20 +247,6 @@ def progress(*, quiet: bool = False) -> Iterator[Progress]:
     )
     with bar:
         yield bar
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def run(app: typer.Typer) -> None:
-    """Run the app, turning homeloop's own errors into a one-line message and exit code 2."""
-    try:
-        app()
-    except HomeloopError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise SystemExit(2) from None
 
 
 class TrainingProgress:
@@ -126,6 +269,21 @@ class TrainingProgress:
 
     def on_epoch_end(self, state) -> None:
         self.bar.update(self.epochs, advance=1, description=f"epochs (last loss {state.epoch_loss:.3f})")
+
+
+class Steps:
+    """One bar over a command's own steps, their number as its total: ``steps = Steps(bar, 3)``, then each
+    step runs inside ``with steps.step("reading the lake"):``."""
+
+    def __init__(self, bar: Progress, total: int, description: str = "") -> None:
+        self.bar = bar
+        self.task = bar.add_task(description, total=total)
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        self.bar.update(self.task, description=description)
+        yield
+        self.bar.advance(self.task)
 
 
 def stage_progress(bar: Progress):

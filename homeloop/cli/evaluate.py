@@ -9,9 +9,10 @@ import typer
 
 from homeloop.cli import _common
 
-evaluate_app = typer.Typer(help="Measure what learned components change, on held-out data.", no_args_is_help=True)
+app = _common.commands("evaluate", help="Measure what learned components change, on held-out data.")
 
 
+@app.command("rewrites")
 def rewrites_command(
     ctx: typer.Context,
     table_path: Path = typer.Option(None, "--table", help="A .parquet or .json rewrite table (default: in service)."),
@@ -23,12 +24,12 @@ def rewrites_command(
     ),
     homes: int = typer.Option(40, "--homes", min=1, help="Held-out homes to replay."),
     days: int = typer.Option(14, "--days", min=1, help="Days to replay."),
-    seed: int = typer.Option(0, "--seed", help="World seed: the seed the table's training world used."),
+    seed: int = _common.seed_option("World seed: the seed the table's training world used."),
     first_home: int = typer.Option(1000, "--first-home", help="First held-out home (keep clear of training homes)."),
     start: str = typer.Option(
         "2026-04-06", "--start", help="First replayed day (later than the training days gives new days)."
     ),
-    examples: int = typer.Option(10, "--examples", min=0, help="Rewrites to show with their wins and losses."),
+    show: int = _common.show_option(10, "Rewrites to show with their wins and losses."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Replay held-out simulated residents without and with the rewrite table: win/loss, defect rates,
@@ -46,12 +47,13 @@ def rewrites_command(
         finally:
             db.dispose()
         if table is None:
-            raise _common.fail("no rewrite table published yet: run `homeloop learn rewrites` first")
+            _common.fail("no rewrite table published yet: run `homeloop learn rewrites` first")
     if dataset is not None:
         from homeloop.data.lake import Lake
         from homeloop.selflearn.replay import offline_rewrite_figures
 
-        figures = offline_rewrite_figures(Lake(ws.lake), dataset, table)
+        with _common.progress(quiet=as_json) as bar, _common.Steps(bar, 1).step(f"reading {dataset!r}"):
+            figures = offline_rewrite_figures(Lake(ws.lake), dataset, table)
         figures["table_version"] = table.version
         _common.emit(figures, as_json=as_json, title=f"rewrite table v{table.version} on logged {dataset!r}")
         return
@@ -63,13 +65,13 @@ def rewrites_command(
     try:
         start_date = dt.date.fromisoformat(start)
     except ValueError:
-        raise _common.fail(f"--start {start!r}: expected a date like 2026-04-06") from None
+        _common.fail(f"--start {start!r}: expected a date like 2026-04-06")
     config = WorldConfig(homes=homes, days=days, seed=seed, first_home=first_home, start=start_date)
-    nlu, _, _ = assistant_nlu(ws)
     with _common.progress(quiet=as_json) as bar:
+        nlu, _, _ = assistant_nlu(ws, callbacks=(_common.TrainingProgress(bar),))
         result = replay_rewrites(table, config, nlu=nlu, progress=_common.stage_progress(bar))
     figures = {"table_version": table.version, **result.figures}
-    shown = sorted(result.per_rewrite, key=lambda r: (-r["fired"], -r["support"]))[:examples]
+    shown = sorted(result.per_rewrite, key=lambda r: (-r["fired"], -r["support"]))[:show]
     figures["examples"] = (
         shown
         if as_json
@@ -79,10 +81,3 @@ def rewrites_command(
         }
     )
     _common.emit(figures, as_json=as_json, title=f"rewrite table v{table.version}, replayed on held-out residents")
-
-
-evaluate_app.command("rewrites")(rewrites_command)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(evaluate_app, name="evaluate")

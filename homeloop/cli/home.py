@@ -4,7 +4,7 @@ A Home Assistant user goes from a recorder database to hunches and automation su
 
     homeloop home ingest <config>/home-assistant_v2.db --registry <config>/.storage
     homeloop home train
-    homeloop home hunches --automations suggested_automations.yaml
+    homeloop home hunches --output suggested_automations.yaml
     homeloop home rooms
     homeloop home archetypes
 """
@@ -17,19 +17,13 @@ from typing import Any
 import typer
 
 from homeloop.cli import _common
+from homeloop.cli.ingest import home_assistant
 
-home_app = typer.Typer(
-    help="Smart home: device embeddings, state prediction, hunches, rooms and archetypes.", no_args_is_help=True
-)
+app = _common.commands("home", help="Smart home: device embeddings, state prediction, hunches, rooms and archetypes.")
 _DATASET = typer.Option("home-assistant", "--dataset", help="Lake dataset holding devices and device events.")
 
-
-def register(app: typer.Typer) -> None:
-    from homeloop.cli.ingest import home_assistant
-
-    home_app.command("ingest", help="Ingest a Home Assistant recorder database and its registries (as "
-                     "'homeloop ingest home-assistant').")(home_assistant)  # fmt: skip
-    app.add_typer(home_app, name="home")
+app.command("ingest", help="Ingest a Home Assistant recorder database and its registries (as "
+            "'homeloop ingest home-assistant').")(home_assistant)  # fmt: skip
 
 
 def _history(ctx: typer.Context, dataset: str, slot_minutes: int = 10):
@@ -40,16 +34,19 @@ def _history(ctx: typer.Context, dataset: str, slot_minutes: int = 10):
 
 
 def _model(ctx: typer.Context, dataset: str):
-    from homeloop.home.pipeline import load_device_model, model_path
+    """The device model of ``dataset`` in service (promoted, else the newest saved)."""
+    from homeloop import artifacts
+    from homeloop.home.artifacts import KIND
+    from homeloop.home.pipeline import load_device_model
 
-    return load_device_model(model_path(_common.workspace(ctx).models, dataset))
+    return load_device_model(artifacts.in_service(_common.workspace(ctx), KIND, dataset))
 
 
 def _strip(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (_strip(v) if isinstance(v, dict) else v) for k, v in d.items() if not str(k).startswith("_")}
 
 
-@home_app.command()
+@app.command()
 def train(
     ctx: typer.Context,
     dataset: str = _DATASET,
@@ -64,7 +61,7 @@ def train(
     refit: bool = typer.Option(
         True, "--refit/--no-refit", help="Retrain on all training days for the epochs the validation days chose."
     ),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = _common.seed_option(),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Train the device-state model (device embeddings) on every home of DATASET and save it.
@@ -73,15 +70,14 @@ def train(
     (ROC-AUC and Brier score) against the hour-of-week prior, last-state and hour-logistic baselines;
     the saved model is then trained on all days.
     """
-    from homeloop.home.embeddings import DeviceStateModel
+    from homeloop.home.device_model import DeviceStateModel
     from homeloop.home.evaluation import evaluate_state_prediction
-    from homeloop.home.pipeline import model_path, save_device_model
+    from homeloop.home.pipeline import save_device_model
     from homeloop.home.text import TEXT_ENCODERS
 
     if text_encoder not in TEXT_ENCODERS:
-        raise _common.fail(f"--text-encoder {text_encoder!r}: expected one of {', '.join(sorted(TEXT_ENCODERS))}")
+        _common.fail(f"--text-encoder {text_encoder!r}: expected one of {', '.join(sorted(TEXT_ENCODERS))}")
     ws = _common.workspace(ctx)
-    history = _history(ctx, dataset)
     params = dict(
         text_encoder=text_encoder,
         epochs=epochs,
@@ -90,35 +86,38 @@ def train(
         refit=refit,
         seed=seed,
     )
-    figures: dict[str, Any] = {"dataset": dataset, "homes": len(history.homes), "devices": history.n_devices,
-                               "skipped": dict(history.skipped)}  # fmt: skip
     with _common.progress(quiet=as_json) as bar:
+        steps = _common.Steps(bar, 3 if evaluate else 2)
+        with steps.step("reading device history"):
+            history = _history(ctx, dataset)
+        figures: dict[str, Any] = {"dataset": dataset, "homes": len(history.homes), "devices": history.n_devices,
+                                   "skipped": dict(history.skipped)}  # fmt: skip
         if evaluate:
-            model = DeviceStateModel(**params)
-            from homeloop.home.features import split_days
+            with steps.step("scoring on held-out days"):
+                model = DeviceStateModel(**params)
+                from homeloop.home.features import split_days
 
-            model.fit(history, split_days(history, train_fraction=train_fraction),
-                      callbacks=(_common.TrainingProgress(bar),))  # fmt: skip
-            result = evaluate_state_prediction(history, model=model)
-            figures["held_out"] = _strip(result)
-            figures["held_out"].pop("train_days", None)
-        model = DeviceStateModel(**params).fit(history, callbacks=(_common.TrainingProgress(bar),))
-    path = save_device_model(model, model_path(ws.models, dataset), meta={"dataset": dataset, **params})
+                model.fit(history, split_days(history, train_fraction=train_fraction),
+                          callbacks=(_common.TrainingProgress(bar),))  # fmt: skip
+                result = evaluate_state_prediction(history, model=model)
+                figures["held_out"] = _strip(result)
+                figures["held_out"].pop("train_days", None)
+        with steps.step("training on all days"):
+            model = DeviceStateModel(**params).fit(history, callbacks=(_common.TrainingProgress(bar),))
+    path = save_device_model(model, ws.models, dataset=dataset)
     figures["model"] = str(path)
     figures["best_epoch"] = model.best_epoch_
     figures["ensemble"], figures["refit"] = ensemble, refit
     _common.emit(figures, as_json=as_json, title=f"home train {dataset}")
 
 
-@home_app.command()
+@app.command()
 def hunches(
     ctx: typer.Context,
     dataset: str = _DATASET,
     days: int = typer.Option(2, "--days", min=1, help="Look for hunches in the last DAYS days of each home."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Least hunch score to report."),
-    automations: Path | None = typer.Option(
-        None, "--automations", help="Write suggested Home Assistant automations (YAML) to this file."
-    ),
+    output: Path | None = _common.output_option("Write the suggested Home Assistant automations (YAML) here."),
     min_days: int = typer.Option(2, "--min-days", min=1, help="Suggest an automation after hunches on this many days."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
@@ -126,12 +125,17 @@ def hunches(
     from homeloop.home.automations import automations_yaml, suggest_automations
     from homeloop.home.pipeline import find_hunches
 
-    history = _history(ctx, dataset)
-    model, _ = _model(ctx, dataset)
-    found = find_hunches(history, model, days=days, threshold=threshold)
+    with _common.progress(quiet=as_json) as bar:
+        steps = _common.Steps(bar, 3)
+        with steps.step("reading device history"):
+            history = _history(ctx, dataset)
+        with steps.step("loading the device model"):
+            model = _model(ctx, dataset)
+        with steps.step("looking for hunches"):
+            found = find_hunches(history, model, days=days, threshold=threshold)
     suggestions = suggest_automations(found, min_days=min_days)
-    if automations is not None:
-        automations.write_text(automations_yaml(suggestions), encoding="utf-8")
+    if output is not None:
+        output.write_text(automations_yaml(suggestions), encoding="utf-8")
     figures = {
         "dataset": dataset,
         "hunches": [
@@ -147,14 +151,14 @@ def hunches(
             for r in found.itertuples()
         ],  # fmt: skip
         "suggested_automations": [s.title for s in suggestions],
-        "automations_file": str(automations) if automations is not None else None,
+        "output": str(output) if output is not None else None,
     }
     if not as_json:
         figures["hunches"] = [f"{h['local_time']} {h['name']} (score {h['score']})" for h in figures["hunches"]]
     _common.emit(figures, as_json=as_json, title=f"home hunches {dataset}")
 
 
-@home_app.command()
+@app.command()
 def rooms(
     ctx: typer.Context,
     dataset: str = _DATASET,
@@ -163,11 +167,18 @@ def rooms(
     """Guess the rooms of devices without one, and measure leave-one-out accuracy on devices with one."""
     from homeloop.home.rooms import evaluate_rooms, infer_rooms
 
-    fine = _history(ctx, dataset, slot_minutes=1)
-    model, _ = _model(ctx, dataset)
-    embeddings = model.embed(_history(ctx, dataset), hide_rooms=True, hide_names=True)
-    guesses = infer_rooms(fine, embeddings=embeddings)
-    evaluation = evaluate_rooms(fine, embeddings=embeddings)
+    with _common.progress(quiet=as_json) as bar:
+        steps = _common.Steps(bar, 4)
+        with steps.step("reading device history"):
+            fine = _history(ctx, dataset, slot_minutes=1)
+            history = _history(ctx, dataset)
+        with steps.step("embedding devices"):
+            model = _model(ctx, dataset)
+            embeddings = model.embed(history, hide_rooms=True, hide_names=True)
+        with steps.step("guessing rooms"):
+            guesses = infer_rooms(fine, embeddings=embeddings)
+        with steps.step("leave-one-out accuracy"):
+            evaluation = evaluate_rooms(fine, embeddings=embeddings)
     figures = {
         "dataset": dataset,
         "guesses": {
@@ -178,7 +189,7 @@ def rooms(
     _common.emit(figures, as_json=as_json, title=f"home rooms {dataset}")
 
 
-@home_app.command()
+@app.command()
 def archetypes(
     ctx: typer.Context,
     dataset: str = _DATASET,
@@ -191,14 +202,19 @@ def archetypes(
     from homeloop.home.archetypes import find_archetypes
     from homeloop.home.features import UsageAggregates, usage_features
 
-    history = _history(ctx, dataset)
-    model, _ = _model(ctx, dataset)
-    table = history.device_table()
-    active = table["has_events"].to_numpy(bool)
-    emb = model.embed(history)[active]
-    usage = usage_features(UsageAggregates.of(history, model.train_days_), np.flatnonzero(active))
-    on_hours = np.expm1(usage[:, 193])
-    found = find_archetypes(emb, list(table["name"][active]), k=k, on_hours=on_hours)
+    with _common.progress(quiet=as_json) as bar:
+        steps = _common.Steps(bar, 3)
+        with steps.step("reading device history"):
+            history = _history(ctx, dataset)
+        with steps.step("embedding devices"):
+            model = _model(ctx, dataset)
+            table = history.device_table()
+            active = table["has_events"].to_numpy(bool)
+            emb = model.embed(history)[active]
+            usage = usage_features(UsageAggregates.of(history, model.train_days_), np.flatnonzero(active))
+            on_hours = np.expm1(usage[:, 193])
+        with steps.step("clustering"):
+            found = find_archetypes(emb, list(table["name"][active]), k=k, on_hours=on_hours)
     figures = {
         "dataset": dataset,
         "devices": int(active.sum()),

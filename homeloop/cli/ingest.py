@@ -5,7 +5,7 @@ and reports, per lake table, the rows read, written, already there
 (duplicates) and quarantined, with the quarantine file. Quarantined rows are
 not an error: the command exits 0 and prints a warning line on stderr.
 
-To add a source, define a function decorated with ``@ingest_app.command("name")``
+To add a source, define a function decorated with ``@app.command("name")``
 that calls its adapter and ends with ``_report(results, ...)``.
 """
 
@@ -22,15 +22,9 @@ import typer
 from homeloop.cli import _common
 from homeloop.data.lake import IngestResult, Lake
 
-ingest_app = typer.Typer(
-    name="ingest",
-    help="Bring real data (interaction logs, smart-home histories) into the workspace's lake.",
-    no_args_is_help=True,
+app = _common.commands(
+    "ingest", help="Bring real data (interaction logs, smart-home histories) into the workspace's lake."
 )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(ingest_app, name="ingest")
 
 
 def _log_ingestion(
@@ -88,7 +82,7 @@ def _report(
 _LOG_PATH = typer.Argument(..., help="A JSON Lines interaction log (.jsonl, or gzip-compressed .jsonl.gz).")
 
 
-@ingest_app.command("logs")
+@app.command("logs")
 def logs(
     ctx: typer.Context,
     path: Path = _LOG_PATH,
@@ -129,7 +123,7 @@ _HA_NO_REGISTRY = typer.Option(
 _HA_HOME_ID = typer.Option(None, "--home-id", help="The home's id (default: ha- and the installation's uuid).")
 
 
-@ingest_app.command("home-assistant")
+@app.command("home-assistant")
 def home_assistant(
     ctx: typer.Context,
     db_path: Path = _HA_DB_PATH,
@@ -179,7 +173,7 @@ _HOUSES = typer.Option(
 )
 
 
-@ingest_app.command("houses")
+@app.command("houses")
 def houses(
     ctx: typer.Context,
     house: list[str] | None = _HOUSES,

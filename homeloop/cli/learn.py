@@ -8,11 +8,12 @@ import typer
 
 from homeloop.cli import _common
 
-learn_app = typer.Typer(help="Learn from how people react: defects, rephrases, rewrites.", no_args_is_help=True)
+app = _common.commands("learn", help="Learn from how people react: defects, rephrases, rewrites.")
 
 DATASET_OPTION = typer.Option("sim", "--dataset", help="Lake dataset to read (simulated or ingested logs).")
 
 
+@app.command("defects")
 def defects_command(
     ctx: typer.Context,
     dataset: str = DATASET_OPTION,
@@ -22,21 +23,20 @@ def defects_command(
         help="A simulated lake dataset whose ground truth trains a new defect model (held-out homes are scored). "
         "Default: --dataset itself when it is simulated.",
     ),
-    model_path: Path = typer.Option(None, "--model", help="Use this saved defect model instead of training one."),
+    model_path: Path = _common.model_option("Use this saved defect model instead of training one."),
     rules: bool = typer.Option(False, "--rules", help="Label with the rules only (no model)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (home split, model)."),
+    seed: int = _common.seed_option("Random seed (home split, model)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Find the turns that failed from implicit feedback and write the lake table ``defect_labels``.
 
     Which labeller: --rules; else --model; else a new model trained on the truth of --train-from (or of
-    --dataset when it is simulated), saved as a new version; else the newest saved defect model (trained
+    --dataset when it is simulated), saved as a new version; else the defect model in service (trained
     on simulated truth, it reads the same signals in real logs); else the rules.
     """
     from homeloop.data.lake import Lake
     from homeloop.selflearn import (
         label_defects,
-        latest_defect_model,
         load_defect_model,
         save_defect_model,
         signals_from_lake,
@@ -47,38 +47,39 @@ def defects_command(
     lake = Lake(ws.lake)
     figures: dict = {"dataset": dataset}
     with _common.progress(quiet=as_json) as bar:
-        task = bar.add_task("sessions and signals", total=None)
-        signals = signals_from_lake(lake, dataset)
-        bar.update(task, total=1, completed=1)
+        steps = _common.Steps(bar, 3)
+        with steps.step("sessions and signals"):
+            signals = signals_from_lake(lake, dataset)
         model = None
         if rules:
-            pass
+            with steps.step("labelling with the rules"):
+                pass
         elif model_path is not None:
-            model = load_defect_model(model_path)
+            with steps.step(f"loading {model_path}"):
+                model = load_defect_model(model_path)
             figures["model_path"] = str(model.path_)
         else:
             source = train_from or (dataset if lake.has(dataset, "truth_turns") else None)
             if source is not None:
-                task = bar.add_task(f"training on the truth of {source!r}", total=None)
-                train_signals = signals if source == dataset else None
-                model, held_out = train_defect_model_on_truth(lake, source, seed=seed, signals=train_signals)
-                bar.update(task, total=1, completed=1)
-                path = save_defect_model(
-                    model, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
-                )
+                with steps.step(f"training on the truth of {source!r}"):
+                    train_signals = signals if source == dataset else None
+                    model, held_out = train_defect_model_on_truth(lake, source, seed=seed, signals=train_signals)
+                    path = save_defect_model(
+                        model, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
+                    )
                 figures["model_path"] = str(path)
                 figures["held_out"] = held_out
             else:
-                model = latest_defect_model(ws.models)
+                with steps.step("loading the defect model in service"):
+                    model = _defect_model_in_service(ws)
                 if model is None:
                     _common.console.print(
                         "[yellow]no saved defect model and no simulated truth to train one: labelling with rules"
                     )
                 else:
                     figures["model_path"] = str(model.path_)
-        task = bar.add_task("labelling", total=None)
-        labels = label_defects(lake, dataset, model=model, signals=signals)
-        bar.update(task, total=1, completed=1)
+        with steps.step("labelling"):
+            labels = label_defects(lake, dataset, model=model, signals=signals)
     flags = labels["defect"].to_numpy(zero_copy_only=False)
     figures.update(
         {
@@ -94,9 +95,7 @@ def defects_command(
     _common.emit(figures, as_json=as_json, title=f"defects in {dataset!r}")
 
 
-learn_app.command("defects")(defects_command)
-
-
+@app.command("rephrases")
 def rephrases_command(
     ctx: typer.Context,
     dataset: str = DATASET_OPTION,
@@ -106,29 +105,25 @@ def rephrases_command(
         help="A simulated lake dataset whose ground truth fine-tunes a new span model (held-out homes are "
         "scored against the pairwise baseline). Default: --dataset itself when it is simulated.",
     ),
-    model_path: Path = typer.Option(None, "--model", help="Use this saved rephrase model instead of training one."),
+    model_path: Path = _common.model_option("Use this saved rephrase model instead of training one."),
     examples: int = typer.Option(1200, "--examples", min=10, help="Training examples at most (CPU time)."),
     epochs: int = typer.Option(1, "--epochs", min=1, help="Fine-tuning epochs."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the pairwise baseline."),
-    output: Path = typer.Option(None, "--output", help="Write the detected pairs here (.parquet, .csv or .json)."),
-    show: int = typer.Option(5, "--show", min=0, help="Detected pairs to print."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (home split, sampling, fine-tuning)."),
+    output: Path = _common.output_option("Write the detected pairs here (.parquet, .csv or .json)."),
+    show: int = _common.show_option(5, "Detected pairs to show."),
+    seed: int = _common.seed_option("Random seed (home split, sampling, fine-tuning)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Detect rephrases: which of a user's next turns within the window says a request again.
 
     Which model: --model; else a span model fine-tuned on the truth of --train-from (or of --dataset
-    when it is simulated), saved as a new version; else the newest saved rephrase model.
+    when it is simulated), saved as a new version; else the rephrase model in service.
     """
     from homeloop.data.lake import Lake
-    from homeloop.errors import MissingInputError
-    from homeloop.nlu.artifacts import latest_model_path
+    from homeloop.selflearn.artifacts import load_rephrase_model, save_rephrase_model
     from homeloop.selflearn.rephrase import (
-        REPHRASE_MODEL_NAME,
         detect_rephrases,
-        load_rephrase_model,
         rephrase_examples_from_lake,
-        save_rephrase_model,
         train_rephrase_detector_on_truth,
     )
 
@@ -136,59 +131,90 @@ def rephrases_command(
     lake = Lake(ws.lake)
     figures: dict = {"dataset": dataset}
     with _common.progress(quiet=as_json) as bar:
-        task = bar.add_task("sessions and candidates", total=None)
-        found = rephrase_examples_from_lake(lake, dataset)
-        bar.update(task, total=1, completed=1)
+        steps = _common.Steps(bar, 3)
+        with steps.step("sessions and candidates"):
+            found = rephrase_examples_from_lake(lake, dataset)
         if model_path is not None:
-            detector = load_rephrase_model(model_path)
+            with steps.step(f"loading {model_path}"):
+                detector = load_rephrase_model(model_path)
         else:
             source = train_from or (dataset if lake.has(dataset, "truth_turns") else None)
             if source is not None:
-                detector, held_out = train_rephrase_detector_on_truth(
-                    lake,
-                    source,
-                    max_examples=examples,
-                    epochs=epochs,
-                    seed=seed,
-                    baseline=baseline,
-                    callbacks=(_common.TrainingProgress(bar),),
-                    examples=found if source == dataset else None,
-                )
-                detector.path_ = save_rephrase_model(
-                    detector, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
-                )
+                with steps.step(f"fine-tuning on the truth of {source!r}"):
+                    detector, held_out = train_rephrase_detector_on_truth(
+                        lake,
+                        source,
+                        max_examples=examples,
+                        epochs=epochs,
+                        seed=seed,
+                        baseline=baseline,
+                        callbacks=(_common.TrainingProgress(bar),),
+                        examples=found if source == dataset else None,
+                    )
+                    detector.path_ = save_rephrase_model(
+                        detector, ws.models, metrics=held_out, training_data={"dataset": source, "split": "train homes"}
+                    )
                 figures["held_out"] = held_out
             else:
-                try:
-                    detector = load_rephrase_model(latest_model_path(ws.models, name=REPHRASE_MODEL_NAME))
-                except MissingInputError:
-                    raise _common.fail(
-                        f"no saved rephrase model in {ws.models / REPHRASE_MODEL_NAME} and {dataset!r} has no "
-                        "simulated truth to train one: run with --train-from <a simulated dataset> first"
-                    ) from None
+                with steps.step("loading the rephrase model in service"):
+                    detector = _rephrase_model_in_service(ws, dataset)
         figures["model_path"] = str(detector.path_)
-        task = bar.add_task("detecting", total=None)
-        pairs = detect_rephrases(found, detector)
-        bar.update(task, total=1, completed=1)
+        with steps.step("detecting"):
+            pairs = detect_rephrases(found, detector)
     figures.update({"requests_with_candidates": len(found), "rephrase_pairs": len(pairs)})
     if show:
-        figures["examples"] = {
-            f"{i + 1}": f"{r.request_text!r} -> {r.rephrase_text!r} ({r.gap_seconds:.0f} s, {r.score:.2f})"
-            for i, r in enumerate(pairs.sort_values("score", ascending=False).head(show).itertuples())
-        }
+        shown = pairs.sort_values("score", ascending=False).head(show).itertuples()
+        rows = [
+            {"request": r.request_text, "rephrase": r.rephrase_text, "gap_seconds": r.gap_seconds, "score": r.score}
+            for r in shown
+        ]
+        figures["examples"] = (
+            rows
+            if as_json
+            else {
+                f"{i + 1}": f"{r['request']!r} -> {r['rephrase']!r} ({r['gap_seconds']:.0f} s, {r['score']:.2f})"
+                for i, r in enumerate(rows)
+            }
+        )
     if output is not None:
         writers = {".parquet": pairs.to_parquet, ".csv": pairs.to_csv, ".json": pairs.to_json}
         if output.suffix not in writers:
-            raise _common.fail(f"--output {output}: expected a .parquet, .csv or .json file name")
+            _common.fail(f"--output {output}: expected a .parquet, .csv or .json file name")
         kwargs = {"index": False} if output.suffix != ".json" else {"orient": "records"}
         writers[output.suffix](output, **kwargs)
         figures["output"] = str(output)
     _common.emit(figures, as_json=as_json, title=f"rephrases in {dataset!r}")
 
 
-learn_app.command("rephrases")(rephrases_command)
+def _defect_model_in_service(ws):
+    """The defect model in service (promoted, else the newest saved), or None when there is none."""
+    from homeloop import artifacts
+    from homeloop.errors import MissingInputError
+    from homeloop.selflearn.artifacts import DEFECT_KIND, DEFECT_MODEL_NAME, load_defect_model
+
+    try:
+        return load_defect_model(artifacts.in_service(ws, DEFECT_KIND, DEFECT_MODEL_NAME))
+    except MissingInputError:
+        return None
 
 
+def _rephrase_model_in_service(ws, dataset: str):
+    """The rephrase model in service (promoted, else the newest saved); a clear error when there is none."""
+    from homeloop import artifacts
+    from homeloop.errors import MissingInputError
+    from homeloop.selflearn.artifacts import REPHRASE_KIND, REPHRASE_MODEL_NAME, load_rephrase_model
+
+    try:
+        path = artifacts.in_service(ws, REPHRASE_KIND, REPHRASE_MODEL_NAME)
+    except MissingInputError:
+        _common.fail(
+            f"no saved rephrase model in {ws.models / REPHRASE_KIND / REPHRASE_MODEL_NAME} and {dataset!r} has no "
+            "simulated truth to train one: run with --train-from <a simulated dataset> first"
+        )
+    return load_rephrase_model(path)
+
+
+@app.command("rewrites")
 def rewrites_command(
     ctx: typer.Context,
     dataset: str = DATASET_OPTION,
@@ -208,8 +234,8 @@ def rewrites_command(
     ray_address: str = typer.Option(
         None, "--ray-address", help="Count on this Ray cluster ('local' starts one here); needs homeloop[ray]."
     ),
-    export: Path = typer.Option(None, "--export", help="Also write the table to this .parquet or .json file."),
-    examples: int = typer.Option(10, "--examples", min=0, help="Rewrites to show."),
+    output: Path = _common.output_option("Also write the table to this .parquet or .json file."),
+    show: int = _common.show_option(10, "Rewrites to show."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Mine query rewrites from rephrase chains (absorbing Markov chain) and publish them as a new version.
@@ -239,23 +265,31 @@ def rewrites_command(
     try:
         with _common.progress(quiet=as_json) as bar, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            task = bar.add_task("count chains, solve, publish", total=None)
-            table, figures = learn_rewrites(Lake(ws.lake), db, dataset, export=export, **options)
-            bar.update(task, total=1, completed=1)
+            steps = _common.Steps(bar, 1)
+            with steps.step("count chains, solve, publish"):
+                table, figures = learn_rewrites(Lake(ws.lake), db, dataset, export=output, **options)
     finally:
         db.dispose()
     for w in caught:
         _common.console.print(f"[yellow]{w.message}")
     figures = {"dataset": dataset, **figures}
-    shown = [[r.source, r.target, r.support, r.source_success_prob, r.target_success_prob] for r in table][:examples]
+    shown = [
+        {
+            "source": r.source,
+            "target": r.target,
+            "support": r.support,
+            "source_success_prob": r.source_success_prob,
+            "target_success_prob": r.target_success_prob,
+        }
+        for r in list(table)[:show]
+    ]
     figures["examples"] = (
-        shown if as_json else {f"{s} -> {t}": f"support {n}, P(success) {p:.2f} -> {q:.2f}" for s, t, n, p, q in shown}
+        shown
+        if as_json
+        else {
+            f"{r['source']} -> {r['target']}": f"support {r['support']}, P(success) {r['source_success_prob']:.2f}"
+            f" -> {r['target_success_prob']:.2f}"
+            for r in shown
+        }
     )
     _common.emit(figures, as_json=as_json, title=f"rewrites mined from {dataset!r}, version {figures['version']}")
-
-
-learn_app.command("rewrites")(rewrites_command)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(learn_app, name="learn")

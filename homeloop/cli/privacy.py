@@ -10,7 +10,7 @@ import typer
 
 from homeloop.cli import _common
 
-audit_app = typer.Typer(help="Audit models: privacy leakage (and other audits).", no_args_is_help=True)
+app = _common.commands("audit", help="Audit models: privacy leakage (and other audits).")
 
 
 def _recipe(model: Any) -> dict[str, Any]:
@@ -28,9 +28,10 @@ def _recipe(model: Any) -> dict[str, Any]:
     }
 
 
+@app.command("privacy")
 def privacy_command(
     ctx: typer.Context,
-    model_path: Path = typer.Argument(None, help="A saved NLU model version (default: the workspace's latest)."),
+    model_path: Path = _common.model_option("A saved NLU model version folder (default: the one in service)."),
     epsilons: list[float] = typer.Option(
         None,
         "--epsilon",
@@ -42,7 +43,7 @@ def privacy_command(
     canaries: int = typer.Option(5, "--canaries", min=1, help="Secrets planted in the training data."),
     repeats: int = typer.Option(8, "--repeats", min=1, help="Copies of each canary."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the model's)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = _common.seed_option(),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Membership inference (loss threshold, LiRA), canary exposure and extraction, and an empirical lower
@@ -50,53 +51,49 @@ def privacy_command(
     import numpy as np
 
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.errors import HomeloopError
-    from homeloop.nlu import latest_model_path, load_model
+    from homeloop.nlu import load_model
     from homeloop.privacy.audit import audit_privacy, true_label_probabilities
     from homeloop.privacy.membership import attack_metrics, loss_threshold_scores
 
-    try:
-        path = model_path if model_path is not None else latest_model_path(_common.workspace(ctx).models)
-        model = load_model(path)
-    except HomeloopError as exc:
-        raise _common.fail(str(exc)) from None
-    recipe = _recipe(model)
-    targets = list(epsilons) if epsilons else sorted({float(recipe["target_epsilon"]), math.inf})
-    train, test = load_hwu64("train"), load_hwu64("test")
-
-    # the model as deployed: train (members) against test (non-members); not randomised, so no epsilon bound
-    sample = train[:: max(1, len(train) // len(test))][: len(test)]
-    p_in, p_out = true_label_probabilities(model, sample), true_label_probabilities(model, test)
-    deployed = attack_metrics(
-        loss_threshold_scores(-np.log(np.clip(p_in, 1e-12, None))),
-        loss_threshold_scores(-np.log(np.clip(p_out, 1e-12, None))),
-    ).as_dict()
-
-    stages = len(targets) * (shadows + 2)
+    path = model_path if model_path is not None else _common.in_service(ctx)
     with _common.progress(quiet=as_json) as bar:
+        steps = _common.Steps(bar, 2)
+        with steps.step("loading the model"):
+            model = load_model(path)
+            recipe = _recipe(model)
+            targets = list(epsilons) if epsilons else sorted({float(recipe["target_epsilon"]), math.inf})
+            train, test = load_hwu64("train"), load_hwu64("test")
+
+        # the model as deployed: train (members) against test (non-members); not randomised, so no epsilon bound
+        with steps.step("loss attack on the deployed model"):
+            sample = train[:: max(1, len(train) // len(test))][: len(test)]
+            p_in, p_out = true_label_probabilities(model, sample), true_label_probabilities(model, test)
+            deployed = attack_metrics(
+                loss_threshold_scores(-np.log(np.clip(p_in, 1e-12, None))),
+                loss_threshold_scores(-np.log(np.clip(p_out, 1e-12, None))),
+            ).as_dict()
+
+        stages = len(targets) * (shadows + 2)
         task = bar.add_task("audit", total=stages)
 
         def on_stage(message: str) -> None:
             bar.update(task, advance=1, description=message)
 
-        try:
-            audit = audit_privacy(
-                train,
-                epsilons=targets,
-                test=test,
-                members=members,
-                shadows=shadows,
-                canaries=canaries,
-                repeats=repeats,
-                encoder=recipe["encoder"],
-                encoder_params=recipe["encoder_params"],
-                epochs=epochs or recipe["epochs"],
-                delta=recipe["delta"],
-                seed=seed,
-                on_stage=on_stage,
-            )
-        except HomeloopError as exc:
-            raise _common.fail(str(exc)) from None
+        audit = audit_privacy(
+            train,
+            epsilons=targets,
+            test=test,
+            members=members,
+            shadows=shadows,
+            canaries=canaries,
+            repeats=repeats,
+            encoder=recipe["encoder"],
+            encoder_params=recipe["encoder_params"],
+            epochs=epochs or recipe["epochs"],
+            delta=recipe["delta"],
+            seed=seed,
+            on_stage=on_stage,
+        )
     figures: dict[str, Any] = {
         "model_path": str(path),
         "model_epsilon": recipe["accountant_epsilon"],
@@ -121,15 +118,3 @@ def privacy_command(
         figures["settings"] = audit.settings
         figures["rows"] = audit.as_dict()["rows"]
     _common.emit(figures, as_json=as_json, title=f"Privacy audit of {path}")
-
-
-audit_app.command("privacy")(privacy_command)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``privacy`` to the ``audit`` group, creating the group unless another module already did."""
-    for group in app.registered_groups:
-        if group.name == "audit" and group.typer_instance is not None:
-            group.typer_instance.command("privacy")(privacy_command)
-            return
-    app.add_typer(audit_app, name="audit")

@@ -2,7 +2,7 @@
 
 Rows of ``rewrites`` belong to a version through ``table_version``. A version is
 published in one transaction together with its rewrites (see
-:func:`homeloop.selflearn.rewrites.publish_rewrite_table`), so readers see a
+:func:`homeloop.selflearn.rewrites.database.publish_rewrite_table`), so readers see a
 whole table or the previous one, never part of one; the primary key on
 ``version`` stops two publishers from taking the same number.
 """

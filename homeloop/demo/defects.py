@@ -134,15 +134,13 @@ def defects_report_section(
 
 def _latest_held_out(models_dir) -> dict[str, Any] | None:
     """The held-out figures saved with the newest defect model, if any."""
-    import json
-
-    from homeloop.errors import MissingInputError
-    from homeloop.nlu.artifacts import latest_model_path
-    from homeloop.selflearn import DEFECT_MODEL_NAME
+    from homeloop import artifacts
+    from homeloop.errors import ArtifactError, MissingInputError
+    from homeloop.selflearn.artifacts import DEFECT_KIND, DEFECT_MODEL_NAME
 
     try:
-        meta = json.loads((latest_model_path(models_dir, name=DEFECT_MODEL_NAME) / "metadata.json").read_text())
-    except (MissingInputError, OSError, ValueError):
+        meta = artifacts.read_metadata(artifacts.latest(models_dir, DEFECT_KIND, DEFECT_MODEL_NAME))
+    except (MissingInputError, ArtifactError):
         return None
     metrics = meta.get("metrics") or {}
     return metrics if {"model", "rules", "test_turns", "test_homes"} <= set(metrics) else None

@@ -5,9 +5,11 @@ The pieces, each usable alone:
 - :mod:`~homeloop.home.features`: device timelines on a grid of local time slots
   (:func:`load_history` from the lake, :func:`history_from_intervals`), bad input
   repaired and counted, usage features;
-- :mod:`~homeloop.home.embeddings`: :class:`DeviceStateModel`, the encoder-decoder trained
-  across homes through :func:`homeloop.training.fit`; :mod:`~homeloop.home.baselines`;
-  :func:`evaluate_state_prediction` on held-out later days;
+- :mod:`~homeloop.home.device_model`: :class:`DeviceStateModel`, the encoder-decoder
+  (:mod:`~homeloop.home.network`) trained across homes through :func:`homeloop.training.fit`
+  on :class:`Queries` and their features (:mod:`~homeloop.home.queries`); :mod:`~homeloop.home.baselines`;
+  :func:`evaluate_state_prediction` on held-out later days; :mod:`~homeloop.home.artifacts`: its
+  versioned artefact format (safetensors and JSON), saved and loaded by :mod:`~homeloop.home.pipeline`;
 - :mod:`~homeloop.home.archetypes`: k-means on embeddings, titled clusters, purity/NMI, device map;
 - :mod:`~homeloop.home.rooms`: room inference from co-usage and embeddings;
 - :mod:`~homeloop.home.presence`: home state (home / away / asleep) and home embeddings;
@@ -21,7 +23,7 @@ The experiments end to end and their report section belong to the demo, which bu
 from homeloop.home.archetypes import Archetypes, archetype_scores, find_archetypes
 from homeloop.home.automations import AutomationSuggestion, automations_yaml, suggest_automations
 from homeloop.home.baselines import BASELINES, HourLogistic, HourOfWeekPrior, LastStatePersists
-from homeloop.home.embeddings import DeviceStateModel, Queries
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.evaluation import evaluate_state_prediction
 from homeloop.home.features import DeviceHistory, HomeSlots, history_from_intervals, load_history, split_days
 from homeloop.home.ha_schema import AUTOMATION_SCHEMA, validate_automations
@@ -35,6 +37,7 @@ from homeloop.home.presence import (
     home_state_labels,
     random_home_vectors,
 )
+from homeloop.home.queries import Queries
 from homeloop.home.rooms import evaluate_rooms, infer_rooms
 
 __all__ = [

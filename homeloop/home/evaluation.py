@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from homeloop.home.baselines import BASELINES
-from homeloop.home.embeddings import DeviceStateModel, Queries
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory, split_days
+from homeloop.home.queries import Queries
 
 __all__ = ["evaluate_state_prediction", "score"]
 
@@ -55,9 +56,9 @@ def evaluate_state_prediction(
         model = DeviceStateModel(**dict(model_params or {})).fit(history, days)
     queries = model.sample_queries(history, days, per_device=queries_per_device, seed=seed, held_out=True)
     y = _targets(history, queries)
-    predictions = {"model": model.predict_proba(history, queries)}
+    predictions = {"model": model.predict_proba(history, queries)[:, 1]}
     for name in baselines:
-        predictions[name] = BASELINES[name]().fit(history, days).predict_proba(history, queries)
+        predictions[name] = BASELINES[name]().fit(history, days).predict_proba(history, queries)[:, 1]
     out: dict[str, Any] = {name: score(y, p) for name, p in predictions.items()}
     base = {n: out[n]["auc"] for n in baselines if np.isfinite(out[n]["auc"])}
     best = max(base, key=base.get) if base else None

@@ -34,12 +34,15 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from homeloop.errors import InvalidInputError, NotFittedError
-from homeloop.home.embeddings import DeviceEncoder, DeviceStateModel, Queries
+from homeloop.home.device_model import DeviceStateModel
 from homeloop.home.features import DeviceHistory, UsageAggregates, _local_minutes, usage_features, utc_microseconds
-from homeloop.home.presence import HomeStateModel, home_activity_features
+from homeloop.home.network import DeviceEncoder
+from homeloop.home.presence import HomeStateModel, by_home, home_activity_features
+from homeloop.home.queries import Queries
 from homeloop.training import fit, make_loader, seed_everything
 
 __all__ = [
@@ -116,7 +119,7 @@ def hunch_candidates(
     them would fight the automation, not help a resident.
     """
     table = history.device_table()
-    presence = home_state.predict_proba(history, home_embeddings=home_embeddings)
+    presence = by_home(history, home_state.predict_proba(history, home_embeddings=home_embeddings))
     devs, sl, runs, ctx = [], [], [], []
     at = 0
     run_base = 0
@@ -149,7 +152,7 @@ def hunch_candidates(
             act = home_activity_features(h)
             p = presence[h.home_id][s]
             q = Queries(at + rows, s, np.ones_like(s))
-            expected = state_model.predict_proba(history, q, hide_recency=True) if len(s) else np.zeros(0)
+            expected = state_model.predict_proba(history, q, hide_recency=True)[:, 1] if len(s) else np.zeros(0)
             rule = (1 - expected) * (p[:, 2] + p[:, 1])
             ctx.append(
                 np.stack(
@@ -243,7 +246,7 @@ class _AcceptanceNetwork(nn.Module):
         return self.head(torch.cat([emb, batch["context"]], dim=1)).squeeze(1)
 
 
-class HunchAcceptanceModel:
+class HunchAcceptanceModel(BaseEstimator):
     """P(a resident accepts the hunch) from the device's embedding and the hunch's context.
 
     ``transfer=True`` starts the device encoder from the fitted state model's encoder
@@ -313,20 +316,28 @@ class HunchAcceptanceModel:
             self.network_, loader, optimizer=optimizer, epochs=self.epochs, seed=self.seed,
             loss_fn=lambda m, b: F.binary_cross_entropy_with_logits(m(b), b["target"]),
         )  # fmt: skip
-        self._state_model = state_model
+        self.state_model_ = state_model
+        self.classes_ = np.array([0, 1])
         return self
 
     def predict_proba(self, history: DeviceHistory, candidates: HunchCandidates) -> np.ndarray:
+        """``[n, 2]``: probability that a resident rejects, and accepts, each hunch."""
         if not hasattr(self, "network_"):
             raise NotFittedError("HunchAcceptanceModel: call fit before predict_proba")
-        inputs = self._inputs(history, self._state_model, candidates)
+        inputs = self._inputs(history, self.state_model_, candidates)
         self.network_.eval()
         out = []
         with torch.no_grad():
             for a in range(0, len(candidates), 8192):
                 idx = np.arange(a, min(a + 8192, len(candidates)))
                 out.append(torch.sigmoid(self.network_(self._batch(inputs, candidates, idx))))
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        accept = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return np.stack([1 - accept, accept], axis=1)
+
+    def predict(self, history: DeviceHistory, candidates: HunchCandidates) -> np.ndarray:
+        """1 where a resident more likely accepts the hunch than not, else 0."""
+        proba = self.predict_proba(history, candidates)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 # --------------------------------------------------------------------------- automatic actions
@@ -471,7 +482,7 @@ def evaluate_hunches(
     for name, transfer in (("transfer", True), ("scratch", False)):
         model = HunchAcceptanceModel(transfer=transfer, seed=seed).fit(history, state_model, fit_c, answers)
         for k in ("validation", "test"):
-            scores[k][name] = model.predict_proba(history, cands[k])
+            scores[k][name] = model.predict_proba(history, cands[k])[:, 1]
         if name == "transfer":
             out["_acceptance_model"] = model
     y = labels["test"]

@@ -27,13 +27,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
-from homeloop.errors import NotFittedError
+from homeloop.errors import InvalidInputError, NotFittedError
 from homeloop.home.features import DeviceHistory, HomeSlots, _local_minutes, utc_microseconds
 
 __all__ = [
     "HOME_STATES",
     "HomeStateModel",
+    "by_home",
     "evaluate_home_state",
     "home_activity_features",
     "home_embeddings",
@@ -126,6 +128,20 @@ def home_state_labels(history: DeviceHistory, presence: pd.DataFrame) -> dict[st
     return out
 
 
+def by_home(history: DeviceHistory, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per home, its rows of ``rows``: one row per slot of every home of ``history``, in order (what a
+    home-state model's ``predict_proba`` returns)."""
+    if len(rows) != sum(h.n_slots for h in history.homes):
+        raise InvalidInputError(
+            f"rows: expected one per slot of every home ({sum(h.n_slots for h in history.homes)}), got {len(rows)}"
+        )
+    out, at = {}, 0
+    for h in history.homes:
+        out[h.home_id] = rows[at : at + h.n_slots]
+        at += h.n_slots
+    return out
+
+
 def home_embeddings(history: DeviceHistory, device_embeddings: np.ndarray) -> np.ndarray:
     """``[homes, 2 * dim]``: mean and maximum of each home's device embeddings (devices with events only)."""
     out = np.zeros((len(history.homes), 2 * device_embeddings.shape[1]), np.float32)
@@ -152,8 +168,6 @@ def random_home_vectors(home_ids: Sequence[str], dim: int, *, seed: int = 0) -> 
 
 def home_folds(home_ids: Sequence[str], *, folds: int = 3, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     """``folds`` pairs ``(train homes, test homes)``: every home is a test home exactly once, never both."""
-    from homeloop.errors import InvalidInputError
-
     ids = sorted(set(home_ids))
     if not 2 <= folds <= len(ids):
         raise InvalidInputError(f"folds: expected 2 to {len(ids)} (the number of homes), got {folds}")
@@ -164,33 +178,43 @@ def home_folds(home_ids: Sequence[str], *, folds: int = 3, seed: int = 0) -> lis
     ]
 
 
-class HomeStateModel:
+class HomeStateModel(BaseEstimator):
     """Gradient-boosted classifier of the home's state from :func:`home_activity_features`.
 
     ``features``: ``"activity"`` (device activity and time), ``"clock"`` (time of day and
     weekend only: the baseline), ``"activity+home"`` (activity plus the home embedding), or
     ``"activity+random"`` (activity plus :func:`random_home_vectors` of ``random_dim``
-    dimensions: the control for the home embedding).
+    dimensions: the control for the home embedding). ``max_rows``: at most this many
+    labelled slots (drawn at random) train the classifier.
+
+    :meth:`predict_proba` has one row per slot of every home, in the history's order
+    (:func:`by_home` splits them), and one column per state of :data:`HOME_STATES`
+    (``classes_`` are their codes).
     """
 
     FEATURE_SETS = ("activity", "clock", "activity+home", "activity+random")
 
-    def __init__(self, *, features: str = "activity", max_iter: int = 200, random_dim: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        features: str = "activity",
+        max_iter: int = 200,
+        random_dim: int = 64,
+        max_rows: int = 200_000,
+        seed: int = 0,
+    ) -> None:
         self.features = features
         self.max_iter = max_iter
         self.random_dim = random_dim
+        self.max_rows = max_rows
         self.seed = seed
 
     def _design(self, history: DeviceHistory, home_emb: np.ndarray | None, home_ids=None) -> list[np.ndarray]:
         if self.features not in self.FEATURE_SETS:
-            from homeloop.errors import InvalidInputError
-
             raise InvalidInputError(f"features: expected one of {self.FEATURE_SETS}, got {self.features!r}")
         if self.features == "activity+random":
             home_emb = random_home_vectors([h.home_id for h in history.homes], self.random_dim, seed=self.seed)
         elif self.features == "activity+home" and home_emb is None:
-            from homeloop.errors import InvalidInputError
-
             raise InvalidInputError("features='activity+home' needs home_embeddings")
         out = []
         for i, h in enumerate(history.homes):
@@ -209,7 +233,6 @@ class HomeStateModel:
         train_days: Mapping[str, int],
         *,
         home_embeddings: np.ndarray | None = None,
-        max_rows: int = 200_000,
     ) -> HomeStateModel:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -221,24 +244,28 @@ class HomeStateModel:
             xs.append(x[:t][keep])
             ys.append(y[keep])
         x, y = np.concatenate(xs), np.concatenate(ys)
-        if len(x) > max_rows:
-            pick = np.random.default_rng(self.seed).choice(len(x), max_rows, replace=False)
+        if len(x) > self.max_rows:
+            pick = np.random.default_rng(self.seed).choice(len(x), self.max_rows, replace=False)
             x, y = x[pick], y[pick]
         self.classifier_ = HistGradientBoostingClassifier(max_iter=self.max_iter, random_state=self.seed).fit(x, y)
+        self.classes_ = np.arange(len(HOME_STATES))
         return self
 
-    def predict_proba(
-        self, history: DeviceHistory, *, home_embeddings: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        """Per home, ``[slots, 3]`` probabilities of :data:`HOME_STATES`."""
+    def predict_proba(self, history: DeviceHistory, *, home_embeddings: np.ndarray | None = None) -> np.ndarray:
+        """``[slots of every home, 3]`` probabilities of :data:`HOME_STATES` (:func:`by_home` splits them)."""
         if not hasattr(self, "classifier_"):
             raise NotFittedError("HomeStateModel: call fit before predict_proba")
-        out = {}
-        for h, x in zip(history.homes, self._design(history, home_embeddings), strict=True):
+        out = []
+        for x in self._design(history, home_embeddings):
             p = np.zeros((len(x), 3), np.float32)
             p[:, self.classifier_.classes_] = self.classifier_.predict_proba(x)
-            out[h.home_id] = p
-        return out
+            out.append(p)
+        return np.concatenate(out) if out else np.zeros((0, 3), np.float32)
+
+    def predict(self, history: DeviceHistory, *, home_embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The likeliest state's code (index into :data:`HOME_STATES`) of every slot of every home."""
+        proba = self.predict_proba(history, home_embeddings=home_embeddings)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -254,8 +281,9 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _held_out_slots(
-    history: DeviceHistory, labels: Mapping[str, np.ndarray], train_days: Mapping[str, int], probs: Mapping
+    history: DeviceHistory, labels: Mapping[str, np.ndarray], train_days: Mapping[str, int], probs: np.ndarray
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    probs = by_home(history, probs)
     ys, ps = [], []
     for h in history.homes:
         t = train_days.get(h.home_id, h.days) * h.slots_per_day

@@ -1,17 +1,23 @@
 """Self-learning from implicit feedback: sessions, defect signals and the defect model, rephrase
-detection, and rewrites mined from rephrase chains.
+detection, and rewrites mined from rephrase chains; the formats of the saved defect and rephrase
+models (:mod:`homeloop.selflearn.artifacts`).
 
 The public names of each part are re-exported here.
 """
 
-from homeloop.selflearn.defects import (
+from homeloop.selflearn.artifacts import (
     DEFECT_MODEL_NAME,
+    REPHRASE_MODEL_NAME,
+    latest_defect_model,
+    load_defect_model,
+    load_rephrase_model,
+    save_defect_model,
+    save_rephrase_model,
+)
+from homeloop.selflearn.defects import (
     DefectModel,
     binary_metrics,
     label_defects,
-    latest_defect_model,
-    load_defect_model,
-    save_defect_model,
     signals_from_lake,
     train_defect_model_on_truth,
     truth_labels,
@@ -23,10 +29,8 @@ from homeloop.selflearn.rephrase import (
     RephraseExample,
     SpanRephraseDetector,
     detect_rephrases,
-    load_rephrase_model,
     rephrase_examples,
     rephrase_metrics,
-    save_rephrase_model,
     train_rephrase_detector_on_truth,
 )
 from homeloop.selflearn.replay import ReplayResult, compare_outcomes, replay_rewrites
@@ -53,6 +57,7 @@ from homeloop.selflearn.uss import evaluate_defects_on_uss, uss_signals
 __all__ = [
     "DEFECT_MODEL_NAME",
     "NEGATION_WORDS",
+    "REPHRASE_MODEL_NAME",
     "SIGNAL_FEATURES",
     "DefectModel",
     "PairwiseRephraseDetector",

@@ -26,22 +26,21 @@ labels come from:
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import pickle
 import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.base import BaseEstimator
 
-from homeloop.errors import ArtifactError, MissingInputError, NoDataError, NotFittedError, SchemaError
+from homeloop.errors import MissingInputError, NoDataError, NotFittedError, SchemaError
 from homeloop.selflearn.sessions import (
     DEFAULT_REPHRASE_WINDOW_SECONDS,
     DEFAULT_SESSION_GAP_SECONDS,
@@ -52,31 +51,29 @@ from homeloop.selflearn.sessions import (
 )
 
 __all__ = [
-    "DEFECT_MODEL_NAME",
     "DefectModel",
     "binary_metrics",
     "label_defects",
-    "latest_defect_model",
-    "load_defect_model",
-    "save_defect_model",
     "signals_from_lake",
     "train_defect_model_on_truth",
     "truth_labels",
 ]
 
-DEFECT_MODEL_NAME = "defects"
-_FORMAT_VERSION = 1
 # columns of the raw turns that carry feedback; a dataset with none of them has nothing but text to go on
 _FEEDBACK_COLUMNS = ("barge_in", "feedback", "response_type")
 
 
-class DefectModel:
+class DefectModel(BaseEstimator):
     """Probability that a turn failed, from its implicit signals and context.
 
     A histogram gradient-boosted tree ensemble (scikit-learn) over ``features`` (default: every
     :data:`~homeloop.selflearn.sessions.SIGNAL_FEATURES` column). ``threshold`` turns probabilities
     into defect flags; ``fit(..., tune_threshold=True)`` picks the threshold that maximises F1 on a
     slice of the training data held back for it.
+
+    After ``fit``: ``classifier_``, ``features_``, ``threshold_`` (the one in use), ``defect_rate_``,
+    ``classes_`` (``[False, True]``: True means the turn failed) and ``training_data_`` (rows, defects and
+    the SHA-256 of the feature matrix and labels).
     """
 
     def __init__(
@@ -95,16 +92,6 @@ class DefectModel:
         self.max_leaf_nodes = max_leaf_nodes
         self.threshold = threshold
         self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "features": list(self.features) if self.features is not None else None,
-            "max_iter": self.max_iter,
-            "learning_rate": self.learning_rate,
-            "max_leaf_nodes": self.max_leaf_nodes,
-            "threshold": self.threshold,
-            "seed": self.seed,
-        }
 
     def _matrix(self, signals: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
         missing = [f for f in features if f not in signals.columns]
@@ -145,6 +132,10 @@ class DefectModel:
         self.features_ = features
         self.threshold_ = threshold
         self.defect_rate_ = float(y.mean())
+        self.classes_ = self.classifier_.classes_
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+        digest.update(y.tobytes())
+        self.training_data_ = {"size": len(y), "defects": int(y.sum()), "sha256": digest.hexdigest()}
         return self
 
     def _check_fitted(self) -> None:
@@ -152,7 +143,8 @@ class DefectModel:
             raise NotFittedError("DefectModel: call fit() before predict_proba()")
 
     def predict_proba(self, signals: pd.DataFrame) -> np.ndarray:
-        """Probabilities, shape ``(n, 2)``: column 1 is the probability that the turn failed."""
+        """Probabilities, shape ``(n, 2)`` in the order of ``classes_``: column 1 is the probability that
+        the turn failed."""
         self._check_fitted()
         if len(signals) == 0:
             return np.zeros((0, 2))
@@ -366,75 +358,3 @@ def replace_table(lake, dataset: str, table_name: str, data: pa.Table) -> None:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(stage_root, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- artefacts
-
-
-def save_defect_model(
-    model: DefectModel,
-    models_dir: str | os.PathLike[str],
-    *,
-    metrics: Mapping[str, Any] | None = None,
-    training_data: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` as the next version ``<models_dir>/defects/v<N>/`` (metadata.json + model.pkl)."""
-    from homeloop.nlu.artifacts import _homeloop_version, save_version
-
-    model._check_fitted()
-
-    def write(tmp: Path) -> dict[str, Any]:
-        with open(tmp / "model.pkl", "wb") as fh:
-            pickle.dump(model, fh)
-        return {
-            "format": "homeloop-defect-model",
-            "format_version": _FORMAT_VERSION,
-            "homeloop_version": _homeloop_version(),
-            "params": model.get_params(),
-            "threshold": model.threshold_,
-            "features": list(model.features_),
-            "metrics": dict(metrics or {}),
-            "training_data": dict(training_data or {}),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-
-    return save_version(models_dir, DEFECT_MODEL_NAME, write)
-
-
-def load_defect_model(path: str | os.PathLike[str]) -> DefectModel:
-    """Load a model written by :func:`save_defect_model` (a version folder, or the folder of versions)."""
-    from homeloop.nlu.artifacts import latest_model_path, list_versions
-
-    path = Path(path)
-    if not path.exists():
-        raise MissingInputError(f"defect model {path} does not exist")
-    if not (path / "metadata.json").exists() and list_versions(path.parent, name=path.name):
-        path = latest_model_path(path.parent, name=path.name)
-    try:
-        meta = json.loads((path / "metadata.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"defect model {path}: metadata.json missing or unreadable ({exc})") from None
-    if meta.get("format") != "homeloop-defect-model" or meta.get("format_version") != _FORMAT_VERSION:
-        raise ArtifactError(
-            f"defect model {path}: expected format homeloop-defect-model version {_FORMAT_VERSION}, "
-            f"got {meta.get('format')!r} version {meta.get('format_version')!r}"
-        )
-    try:
-        with open(path / "model.pkl", "rb") as fh:
-            model = pickle.load(fh)  # noqa: S301 - our own artefact in the user's workspace
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-        raise ArtifactError(f"defect model {path}: model.pkl missing or corrupt ({exc})") from None
-    if not isinstance(model, DefectModel):
-        raise ArtifactError(f"defect model {path}: expected a DefectModel, got {type(model).__name__}")
-    model.path_ = path
-    return model
-
-
-def latest_defect_model(models_dir: str | os.PathLike[str]) -> DefectModel | None:
-    """The newest saved defect model, or None when there is none."""
-    from homeloop.nlu.artifacts import latest_model_path
-
-    try:
-        return load_defect_model(latest_model_path(models_dir, name=DEFECT_MODEL_NAME))
-    except MissingInputError:
-        return None

@@ -9,7 +9,7 @@ the lake's path (a shared file system or object store mount).
 
 ``address="local"`` starts a Ray instance in this process (what the tests
 use); any other address is passed to :func:`ray.init`. The single-process
-path stays the default (:class:`~homeloop.selflearn.rewrites.RewriteMiner`
+path stays the default (:class:`~homeloop.selflearn.rewrites.miner.RewriteMiner`
 with ``backend="local"``).
 """
 
@@ -35,15 +35,16 @@ def require_ray():
 
 def _count_shard(lake_root: str, dataset: str, shard: tuple[int, int], options: dict[str, Any]):
     from homeloop.data.lake import Lake
-    from homeloop.selflearn.rewrites import count_chains
+    from homeloop.selflearn.rewrites.counting import count_chains
 
     return count_chains(Lake(lake_root), dataset, shard=shard, threads=1, **options)
 
 
 def count_chains_ray(lake, dataset: str, *, address: str | None = None, shards: int | None = None, **options: Any):
-    """:func:`~homeloop.selflearn.rewrites.count_chains` as ``shards`` Ray tasks (default: the cluster's CPUs)."""
+    """:func:`~homeloop.selflearn.rewrites.counting.count_chains` as ``shards`` Ray tasks (default: the
+    cluster's CPUs)."""
     ray = require_ray()
-    from homeloop.selflearn.rewrites import ChainCounts
+    from homeloop.selflearn.rewrites.counting import ChainCounts
 
     started_here = False
     if not ray.is_initialized():

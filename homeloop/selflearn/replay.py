@@ -60,7 +60,7 @@ def _ratio(num: float, den: float) -> float | None:
 def compare_outcomes(without: dict[str, pa.Table], with_table: dict[str, pa.Table], table=None) -> ReplayResult:
     """Paired comparison of two replays of the same world (see the module docstring).
 
-    ``table`` (a :class:`~homeloop.selflearn.rewrites.RewriteTable`) attributes wins and losses to rewrites.
+    ``table`` (a :class:`~homeloop.selflearn.rewrites.table.RewriteTable`) attributes wins and losses to rewrites.
     """
     a = _frame(without)
     b = _frame(with_table)
@@ -115,7 +115,7 @@ def compare_outcomes(without: dict[str, pa.Table], with_table: dict[str, pa.Tabl
     }
     per_rewrite: list[dict[str, Any]] = []
     if table is not None and n_trig:
-        from homeloop.selflearn.rewrites import normalise_utterance
+        from homeloop.selflearn.rewrites.table import normalise_utterance
 
         trig = triggered.assign(source=[normalise_utterance(t) for t in triggered["rewritten_from"]])
         trig = trig.assign(
@@ -196,7 +196,7 @@ def offline_rewrite_figures(lake, dataset: str, table, *, labels: str = "auto") 
     the defect rate of those requests as logged, and the success rate that the targets had when people
     said them in the same logs. Defects come from ``defect_labels`` or the mining rules, as in mining.
     """
-    from homeloop.selflearn.rewrites import count_chains
+    from homeloop.selflearn.rewrites.counting import count_chains
 
     counts = count_chains(lake, dataset, labels=labels)
     states = counts.states.to_pandas().set_index("text")

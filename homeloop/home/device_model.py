@@ -1,17 +1,8 @@
-"""Deep device embeddings: one encoder-decoder model trained across every home (Alexa's Hunches).
+"""The device-state model: one encoder-decoder trained across every home (Alexa's Hunches).
 
-The **encoder** turns what is known about a device into an embedding: its usage
-(:func:`~homeloop.home.features.usage_features`: on-probability by hour of day and
-of week, activations per day, lengths of on-spans, the home's own profile), its
-name and its room or groups through a text encoder (:mod:`homeloop.home.text`),
-and its type. The **decoder** predicts from the embedding whether the device will
-be on in a future slot, given the query's context: the time of day and week, how
-far ahead (the horizon), the device's last known state and how long ago it was
-last on, the home's activity at the last known moment (how many of its other
-devices are on, how many switched on recently, how long since anything happened),
-the device's own prior for the query's hour and its transition rates
-(:class:`Transitions`: how often it was on ``horizon`` slots after being off, and
-after being on, which is all that "the last state persists" knows).
+:class:`DeviceStateModel` learns device embeddings by predicting whether a device will
+be on in a future slot (:class:`~homeloop.home.queries.Queries`), with the network of
+:mod:`homeloop.home.network` and the query features of :mod:`homeloop.home.queries`.
 
 Training samples are random ``(device, slot, horizon)`` triples from each home's
 training days; the device's usage features leave the target's own day out, so a
@@ -32,287 +23,33 @@ coffee at breakfast) is learned once and carries to homes with little history.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from homeloop.data.schema import DEVICE_TYPES
 from homeloop.errors import InvalidInputError, NoDataError, NotFittedError
-from homeloop.home.features import DeviceHistory, HomeSlots, UsageAggregates, split_days, usage_features
+from homeloop.home.features import DeviceHistory, UsageAggregates, split_days, usage_features
+from homeloop.home.network import DeviceStateNetwork
+from homeloop.home.queries import (
+    DEFAULT_HORIZONS,
+    QUERY_FEATURE_NAMES,
+    HomeCache,
+    Queries,
+    Transitions,
+    query_features,
+    time_index,
+)
 from homeloop.home.text import encode_texts
 from homeloop.training import fit, make_loader, seed_everything
 
-__all__ = [
-    "DEFAULT_HORIZONS",
-    "QUERY_FEATURE_NAMES",
-    "DeviceEncoder",
-    "DeviceStateModel",
-    "Queries",
-    "StateDecoder",
-    "Transitions",
-    "query_features",
-]
+__all__ = ["DeviceStateModel"]
 
-#: how far ahead queries look, in slots (10 minutes to 6 hours with 10-minute slots)
-DEFAULT_HORIZONS: tuple[int, ...] = (1, 2, 3, 6, 12, 36)
-QUERY_FEATURE_NAMES: tuple[str, ...] = (
-    "last_state",
-    "since_on",
-    "since_switch",
-    "recency_hidden",
-    "others_on_share",
-    "home_switches_1h",
-    "home_switches_3h",
-    "since_home_switch",
-    "own_switches_3h",
-    "room_on_share",
-    "room_switches_1h",
-    "time_sin",
-    "time_cos",
-    "weekend",
-    "log_horizon",
-)
 _TYPE_INDEX = {t: i for i, t in enumerate(DEVICE_TYPES)}
-
-
-@dataclass
-class Queries:
-    """Questions to the model: is device ``device`` (its position in the history's device table) on in
-    ``slot`` (of its home), knowing its home up to ``slot - horizon``?"""
-
-    device: np.ndarray
-    slot: np.ndarray
-    horizon: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.device.size)
-
-
-# --------------------------------------------------------------------------- query features
-
-
-class _HomeCache:
-    """Per-home arrays the query features need (computed once per home)."""
-
-    def __init__(self, home: HomeSlots) -> None:
-        n = home.n_slots
-        idx = np.arange(n, dtype=np.int32)
-        self.last_on = np.maximum.accumulate(np.where(home.on > 0, idx, -1), axis=1)
-        self.last_switch = np.maximum.accumulate(np.where(home.starts > 0, idx, -1), axis=1)
-        self.home_on = home.on.sum(axis=0, dtype=np.int32)
-        switches = home.starts.sum(axis=0, dtype=np.int32)
-        self.switch_cum = np.concatenate([[0], np.cumsum(switches)])
-        self.last_home_switch = np.maximum.accumulate(np.where(switches > 0, idx, -1))
-        self.n_active = max(int(home.has_events.sum()), 1)
-        self.own_cum = np.concatenate(
-            [np.zeros((len(home.devices), 1), np.int32), np.cumsum(home.starts, axis=1, dtype=np.int32)], axis=1
-        )
-        # the device's room (or first group): devices sharing it, their on-count and switch counts per slot
-        keys = [
-            r if isinstance(r, str) and r else (g[0] if len(g) else None)
-            for r, g in zip(home.devices["room"], home.devices["groups"], strict=True)
-        ]
-        names = sorted({k for k in keys if k is not None})
-        self.room_of = np.array([names.index(k) if k is not None else -1 for k in keys], dtype=np.int64)
-        self.room_size = np.array([(self.room_of == r).sum() for r in range(len(names))] + [0], dtype=np.int64)
-        self.room_on = np.zeros((len(names) + 1, n), np.int32)
-        self.room_cum = np.zeros((len(names) + 1, n + 1), np.int32)
-        for r in range(len(names)):
-            sel = self.room_of == r
-            self.room_on[r] = home.on[sel].sum(axis=0)
-            self.room_cum[r, 1:] = np.cumsum(home.starts[sel].sum(axis=0))
-
-
-def query_features(
-    home: HomeSlots,
-    rows: np.ndarray,
-    slots: np.ndarray,
-    horizons: np.ndarray,
-    *,
-    hide_recency: np.ndarray | bool = False,
-    cache: _HomeCache | None = None,
-) -> np.ndarray:
-    """:data:`QUERY_FEATURE_NAMES` for devices ``rows`` of ``home`` asked about ``slots`` ``horizons`` ahead."""
-    cache = cache or _HomeCache(home)
-    rows, slots, horizons = (np.asarray(a, dtype=np.int64) for a in (rows, slots, horizons))
-    if np.any(slots - horizons < 0) or np.any(slots >= home.n_slots):
-        raise InvalidInputError(f"home {home.home_id}: query slots must satisfy horizon <= slot < {home.n_slots}")
-    known = slots - horizons
-    spd = home.slots_per_day
-    cap = 2 * spd
-    scale = np.log1p(cap)
-
-    def since(last: np.ndarray) -> np.ndarray:
-        gap = np.where(last >= 0, known - last, cap)
-        return np.log1p(np.minimum(gap, cap)) / scale
-
-    last = home.on[rows, known].astype(np.float32)
-    since_on = since(cache.last_on[rows, known])
-    since_switch = since(cache.last_switch[rows, known])
-    hidden = np.broadcast_to(np.asarray(hide_recency, dtype=bool), rows.shape)
-    last = np.where(hidden, 0.0, last)
-    since_on = np.where(hidden, 1.0, since_on)
-    since_switch = np.where(hidden, 1.0, since_switch)
-    others = (cache.home_on[known] - home.on[rows, known]) / max(cache.n_active - 1, 1)
-    per_hour = 60 // home.slot_minutes
-    ev1 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - per_hour, 0)]
-    ev3 = cache.switch_cum[known + 1] - cache.switch_cum[np.maximum(known + 1 - 3 * per_hour, 0)]
-    since_home = since(cache.last_home_switch[known])
-    own3 = cache.own_cum[rows, known + 1] - cache.own_cum[rows, np.maximum(known + 1 - 3 * per_hour, 0)]
-    room = cache.room_of[rows]  # -1 (no room) indexes the last, empty row
-    own_on = home.on[rows, known].astype(np.int64)
-    own_sw = cache.own_cum[rows, known + 1] - cache.own_cum[rows, np.maximum(known + 1 - per_hour, 0)]
-    room_others = np.maximum(cache.room_size[room] - 1, 0)
-    room_on = np.where(room_others > 0, (cache.room_on[room, known] - own_on) / np.maximum(room_others, 1), 0.0)
-    room_sw = cache.room_cum[room, known + 1] - cache.room_cum[room, np.maximum(known + 1 - per_hour, 0)] - own_sw
-    room_sw = np.where(room >= 0, np.maximum(room_sw, 0), 0)
-    minute = (slots % spd) * home.slot_minutes + home.slot_minutes / 2
-    angle = 2 * np.pi * minute / 1440
-    weekend = home.weekday(slots // spd) >= 5
-    return np.stack(
-        [
-            last,
-            since_on,
-            since_switch,
-            hidden.astype(np.float32),
-            others,
-            np.log1p(ev1),
-            np.log1p(ev3),
-            since_home,
-            np.where(hidden, 0.0, np.log1p(own3)),
-            room_on,
-            np.log1p(room_sw),
-            np.sin(angle),
-            np.cos(angle),
-            weekend.astype(np.float32),
-            np.log1p(horizons) / np.log1p(spd),
-        ],
-        axis=1,
-    ).astype(np.float32)
-
-
-def _time_index(home: HomeSlots, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hour of day and hour of week of ``slots`` (for looking up the device's own profile)."""
-    spd = home.slots_per_day
-    hour = (slots % spd) * home.slot_minutes // 60
-    return hour, home.weekday(slots // spd) * 24 + hour
-
-
-class Transitions:
-    """How often each device was on ``h`` slots after being off, and after being on, per training day.
-
-    The decoder gets, for the query's horizon, ``P(on | off h slots before)`` and ``P(on | on h slots
-    before)`` of the device (with the target's own day left out while training, like the usage features):
-    what "the last state persists" knows, so the model starts from it and learns what the rest adds.
-    Counts are smoothed towards the device's on-share with one pseudo-observation.
-    """
-
-    def __init__(self, history: DeviceHistory, days: Mapping[str, int] | None, horizons: Sequence[int]) -> None:
-        self.horizons = np.asarray(sorted(set(int(h) for h in horizons)), dtype=np.int64)
-        n, width = history.n_devices, max((h.days for h in history.homes), default=1)
-        self.on_after = np.zeros((n, width, self.horizons.size, 2), np.float32)
-        self.total = np.zeros((n, width, self.horizons.size, 2), np.float32)
-        self.valid = np.zeros((n, width), bool)
-        at = 0
-        for home in history.homes:
-            k, spd = len(home.devices), home.slots_per_day
-            d = home.days if days is None else min(home.days, days.get(home.home_id, home.days))
-            t = d * spd
-            on = home.on[:, :t].astype(np.float32)
-            self.valid[at : at + k, :d] = True
-            for j, h in enumerate(self.horizons.tolist()):
-                if t <= h:
-                    continue
-                prev = np.zeros_like(on)
-                prev[:, : t - h] = on[:, : t - h]
-                was_off = np.zeros_like(on)
-                was_off[:, : t - h] = 1 - on[:, : t - h]
-                nxt = np.zeros_like(on)
-                nxt[:, : t - h] = on[:, h:]
-                for state, mask in ((0, was_off), (1, prev)):
-                    self.total[at : at + k, :d, j, state] = mask.reshape(k, d, spd).sum(axis=2)
-                    self.on_after[at : at + k, :d, j, state] = (mask * nxt).reshape(k, d, spd).sum(axis=2)
-            at += k
-
-    def features(self, rows: np.ndarray, horizons: np.ndarray, leave_out_day: np.ndarray | None = None) -> np.ndarray:
-        """``[n, 2]``: P(on | off before), P(on | on before) for devices ``rows`` at ``horizons`` (the nearest
-        fitted horizon), each optionally without one day."""
-        rows = np.asarray(rows, dtype=np.int64)
-        j = np.abs(self.horizons[None, :] - np.asarray(horizons, dtype=np.int64)[:, None]).argmin(axis=1)
-        use = self.valid[rows].astype(np.float32)
-        if leave_out_day is not None:
-            lod = np.asarray(leave_out_day)
-            hit = lod >= 0
-            use[np.flatnonzero(hit), lod[hit]] = 0.0
-        on_after = np.einsum("nd,nds->ns", use, self.on_after[rows, :, j])
-        total = np.einsum("nd,nds->ns", use, self.total[rows, :, j])
-        base = on_after.sum(axis=1) / np.maximum(total.sum(axis=1), 1)
-        return ((on_after + base[:, None]) / (total + 1)).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- the network
-
-
-class DeviceEncoder(nn.Module):
-    """Usage, name, room and type of a device -> its embedding."""
-
-    def __init__(self, *, usage_dim: int, text_dim: int, embedding_dim: int = 32, hidden: int = 128) -> None:
-        super().__init__()
-        self.usage = nn.Linear(usage_dim, hidden)
-        self.name = nn.Linear(text_dim, hidden)
-        self.room = nn.Linear(text_dim, hidden)
-        self.device_type = nn.Embedding(len(DEVICE_TYPES), hidden)
-        self.mix = nn.Sequential(
-            nn.GELU(),
-            nn.Dropout(0.1),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, embedding_dim),
-            nn.LayerNorm(embedding_dim),
-        )
-
-    def forward(self, usage: torch.Tensor, name: torch.Tensor, room: torch.Tensor, type_: torch.Tensor) -> torch.Tensor:
-        return self.mix(self.usage(usage) + self.name(name) + self.room(room) + self.device_type(type_))
-
-
-class StateDecoder(nn.Module):
-    """Embedding + query context (+ the device's own prior for the query's hour) -> logit of being on."""
-
-    def __init__(self, *, embedding_dim: int, query_dim: int, hidden: int = 64) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(embedding_dim + query_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, 1),
-        )  # fmt: skip
-
-    def forward(self, embedding: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([embedding, query], dim=1)).squeeze(1)
-
-
-class _Network(nn.Module):
-    def __init__(self, *, usage_dim: int, text_dim: int, query_dim: int, embedding_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.encoder = DeviceEncoder(usage_dim=usage_dim, text_dim=text_dim, embedding_dim=embedding_dim, hidden=hidden)
-        self.decoder = StateDecoder(embedding_dim=embedding_dim, query_dim=query_dim + 4)
-
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        emb = self.encoder(batch["usage"], batch["name"], batch["room"], batch["type"])
-        prior = torch.stack(
-            [
-                batch["usage"].gather(1, batch["hod"][:, None])[:, 0],
-                batch["usage"].gather(1, 24 + batch["how"][:, None])[:, 0],
-            ],
-            dim=1,
-        )
-        context = [batch["query"], torch.sqrt(prior), torch.sqrt(batch["persist"])]
-        return self.decoder(emb, torch.cat(context, dim=1))
-
-
-# --------------------------------------------------------------------------- the estimator
 
 
 class _Samples(torch.utils.data.Dataset):
@@ -356,7 +93,7 @@ class _KeepBest:
             self.owner.network_.load_state_dict(self.best_state)
 
 
-class DeviceStateModel:
+class DeviceStateModel(BaseEstimator):
     """Device embeddings learned by predicting device states at future times, across all homes.
 
     Parameters (keyword-only): ``embedding_dim``; ``hidden``; ``text_encoder`` (a name in
@@ -368,7 +105,8 @@ class DeviceStateModel:
 
     ``fit(history, train_days=None)`` trains on each home's first ``train_days[home_id]``
     days (all days when ``None``); :meth:`predict_proba` answers :class:`Queries` about
-    any later slot; :meth:`embed` gives each device's embedding from its training days.
+    any later slot (``[n, 2]``: P(off), P(on), as ``classes_`` is ``[0, 1]``); :meth:`embed`
+    gives each device's embedding from its training days.
     """
 
     def __init__(
@@ -394,7 +132,7 @@ class DeviceStateModel:
         self.embedding_dim = embedding_dim
         self.hidden = hidden
         self.text_encoder = text_encoder
-        self.horizons = tuple(horizons)
+        self.horizons = horizons
         self.samples_per_device = samples_per_device
         self.epochs = epochs
         self.batch_size = batch_size
@@ -404,8 +142,6 @@ class DeviceStateModel:
         self.text_dropout = text_dropout
         self.validation_fraction = validation_fraction
         self.use_rooms = use_rooms
-        if not isinstance(ensemble, int) or ensemble < 1:
-            raise InvalidInputError(f"ensemble: expected a whole number of models, 1 or more, got {ensemble!r}")
         self.ensemble = ensemble
         self.refit = refit
         self.seed = seed
@@ -492,16 +228,16 @@ class DeviceStateModel:
             rows = inputs["row"][queries.device[sel]]
             slots, hz = queries.slot[sel], queries.horizon[sel]
             qf[sel] = query_features(home, rows, slots, hz, hide_recency=hide[sel], cache=self._cache(history, hi))
-            hod[sel], how[sel] = _time_index(home, slots)
+            hod[sel], how[sel] = time_index(home, slots)
             target[sel] = home.on[rows, slots]
         return qf, hod, how, target
 
-    def _cache(self, history: DeviceHistory, home_index: int) -> _HomeCache:
+    def _cache(self, history: DeviceHistory, home_index: int) -> HomeCache:
         key = (id(history), home_index)
         if key not in self._caches:
             if len(self._caches) > 256:
                 self._caches.clear()
-            self._caches[key] = _HomeCache(history.homes[home_index])
+            self._caches[key] = HomeCache(history.homes[home_index])
         return self._caches[key]
 
     # ------------------------------------------------------------------ fit / predict
@@ -554,10 +290,14 @@ class DeviceStateModel:
         are kept for validation: after each epoch the validation loss is measured and the
         weights of the best epoch are kept (``validation_losses_`` records them).
         """
+        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise InvalidInputError(f"ensemble: expected a whole number of models, 1 or more, got {self.ensemble!r}")
         seed_everything(self.seed)
         self._caches: dict = {}
         days = dict(train_days) if train_days is not None else {h.home_id: h.days for h in history.homes}
         self.train_days_ = days
+        self.horizons_ = tuple(self.horizons)
+        self.classes_ = np.array([0, 1])
         fit_days = {
             h.home_id: d - (max(1, round(d * self.validation_fraction)) if d >= 4 and self.validation_fraction else 0)
             for h in history.homes
@@ -565,7 +305,7 @@ class DeviceStateModel:
         }
         inputs = self._device_inputs(history)
         agg = UsageAggregates.of(history, days)
-        trans = Transitions(history, days, self.horizons)
+        trans = Transitions(history, days, self.horizons_)
         self.text_dim_ = inputs["name"].shape[1]
 
         def prepared(queries: Queries, seed: int):
@@ -591,7 +331,7 @@ class DeviceStateModel:
             )  # fmt: skip
             return self._network(agg, qf), loader, target
 
-        self.members_: list[_Network] = []
+        self.members_: list[DeviceStateNetwork] = []
         self.best_epochs_: list[int] = []
         self.validation_losses_: list[float] = []
         for member in range(self.ensemble):
@@ -631,8 +371,8 @@ class DeviceStateModel:
         self.network_ = self.members_[0]
         return self
 
-    def _network(self, agg: UsageAggregates, query_features: np.ndarray) -> _Network:
-        return _Network(
+    def _network(self, agg: UsageAggregates, query_features: np.ndarray) -> DeviceStateNetwork:
+        return DeviceStateNetwork(
             usage_dim=usage_features(agg, np.zeros(1, int)).shape[1],
             text_dim=self.text_dim_,
             query_dim=query_features.shape[1],
@@ -652,8 +392,8 @@ class DeviceStateModel:
         hide_recency: np.ndarray | bool = False,
         batch_size: int = 4096,
     ) -> np.ndarray:
-        """Probability that each queried device is on in its slot (``history`` must list the same homes as in
-        fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
+        """``[n, 2]``: probability that each queried device is off, and on, in its slot (``history`` must list
+        the same homes as in fit, or new homes whose usage is summed over ``train_days_`` or their whole history)."""
         self._check()
         self._caches = getattr(self, "_caches", {})
         inputs = self._device_inputs(history)
@@ -661,7 +401,7 @@ class DeviceStateModel:
             raise InvalidInputError("history: its text vectors do not match the fitted model's text encoder")
         agg = UsageAggregates.of(history, self.train_days_)
         qf, hod, how, _ = self._features(history, queries, inputs, hide_recency)
-        trans = Transitions(history, self.train_days_, self.horizons)
+        trans = Transitions(history, self.train_days_, self.horizons_)
         collate = self._batches(history, agg, queries.device, qf, hod, how, None, inputs, trans, queries.horizon)
         members = getattr(self, "members_", None) or [self.network_]
         out = []
@@ -671,7 +411,15 @@ class DeviceStateModel:
             for a in range(0, len(queries), batch_size):
                 batch = collate(list(range(a, min(a + batch_size, len(queries)))))
                 out.append(torch.stack([torch.sigmoid(net(batch)) for net in members]).mean(dim=0))
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        on = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return np.stack([1 - on, on], axis=1)
+
+    def predict(
+        self, history: DeviceHistory, queries: Queries, *, hide_recency: np.ndarray | bool = False
+    ) -> np.ndarray:
+        """1 where the queried device is more likely on than off in its slot, else 0."""
+        proba = self.predict_proba(history, queries, hide_recency=hide_recency)
+        return self.classes_[proba.argmax(axis=1)]
 
     def embed(
         self, history: DeviceHistory, *, hide_rooms: bool = False, hide_names: bool = False, batch_size: int = 8192
