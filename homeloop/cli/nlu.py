@@ -114,7 +114,7 @@ def predict_command(
     """Read utterances with a saved model: intent, confidence and slots."""
 
     model = _load(ctx, model_path)
-    predictions = model.predict(texts)
+    predictions = model.parse(texts)
     figures = {
         text: {"intent": p.intent, "confidence": p.confidence, "slots": [[name, value] for name, value in p.slots]}
         for text, p in zip(texts, predictions, strict=True)
