@@ -44,8 +44,8 @@ def _summary(runs: list[dict], keys=("auc", "precision", "recall", "f1")) -> dic
 
 
 def _nlu(path: str | None):
-    from homeloop.demo import assistant_nlu
     from homeloop.nlu import load_model
+    from homeloop.serving import assistant_nlu
     from homeloop.workspace import Workspace
 
     if path:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from homeloop.adapters.houses import ingest_houses
     from homeloop.data.lake import Lake
-    from homeloop.home.report import _public, home_experiments, home_report_section
+    from homeloop.demo.home import home_experiments, home_report_section, public_results
     from homeloop.workspace import Workspace
 
     root = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="homeloop-bench-"))
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = f"sim-home-{args.homes}x{args.days}-s{args.seed}"
     started = time.perf_counter()
     if not args.no_sim and not lake.has(dataset, "device_events"):
-        from homeloop.demo import assistant_nlu
+        from homeloop.serving import assistant_nlu
         from homeloop.world import WorldConfig, simulate
 
         nlu, _, _ = assistant_nlu(ws)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         (Path(args.figures) / "section.json").write_text(
             json.dumps({"title": section.title, "paragraphs": section.paragraphs, "figures": section.figures},
                        indent=1), encoding="utf-8")  # fmt: skip
-    figures = _public(results)
+    figures = public_results(results)
     figures["world"] = {"homes": args.homes, "days": args.days, "seed": args.seed}
     figures["total_seconds"] = time.perf_counter() - started
     text = json.dumps(figures, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))

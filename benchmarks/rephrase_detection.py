@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 
         nlu = load_model(args.nlu)
     else:
-        from homeloop.demo import assistant_nlu
+        from homeloop.serving import assistant_nlu
         from homeloop.workspace import Workspace
 
         nlu = assistant_nlu(Workspace.open(tempfile.mkdtemp(prefix="rephrase-bench-")))[0]

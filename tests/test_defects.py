@@ -172,7 +172,7 @@ def test_cli_learn_defects(world, workspace, monkeypatch):
 def test_report_section(sim_lake, trained, tmp_path):
     from types import SimpleNamespace
 
-    from homeloop.selflearn import defects_report_section
+    from homeloop.demo.defects import defects_report_section
 
     _, model, figures = trained
     label_defects(sim_lake, "sim", model=model)

@@ -179,8 +179,7 @@ def test_room_inference_on_house_d_beats_always_kitchen(lake):
 
 
 def test_report_section_has_every_figure(world, tmp_path):
-    from homeloop.home import home_report_section
-    from homeloop.home.report import home_experiments
+    from homeloop.demo.home import home_experiments, home_report_section
     from homeloop.report import Section
 
     lake = world[0]

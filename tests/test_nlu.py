@@ -209,10 +209,11 @@ def test_fast_encoder_with_a_convolutional_context(hwu_small, tmp_path):
 def test_save_and_load_round_trip(fast_model, hwu_small, tmp_path):
     texts = [u.text for u in hwu_small[1][:200]] + ["", "unknownword"]
     path = save_model(fast_model, tmp_path, metrics={"intent_accuracy": 0.5}, training_data={"name": "hwu64"})
-    assert path == tmp_path / "nlu" / "v1"
+    assert path == tmp_path / "nlu" / "nlu" / "v1"
     assert sorted(p.name for p in path.iterdir()) == ["encoder", "metadata.json", "model.json", "weights.safetensors"]
     meta = json.loads((path / "metadata.json").read_text())
-    assert meta["encoder"] == "fast" and meta["version"] == 1 and meta["format_version"] == 1
+    assert meta["details"]["encoder"] == "fast" and meta["version"] == 1 and meta["format_version"] == 2
+    assert meta["kind"] == "nlu" and meta["name"] == "nlu" and meta["libraries"]["torch"]
     assert meta["training_data"]["name"] == "hwu64" and meta["training_data"]["size"] == len(hwu_small[0])
     assert len(meta["training_data"]["sha256"]) == 64 and meta["metrics"]["intent_accuracy"] == 0.5
     loaded = load_model(path)
@@ -223,8 +224,22 @@ def test_save_and_load_round_trip(fast_model, hwu_small, tmp_path):
     second = save_model(fast_model, tmp_path)
     assert second.name == "v2" and list_versions(tmp_path) == [path, second]
     assert latest_model_path(tmp_path) == second
-    assert load_model(tmp_path / "nlu").path_ == second  # the folder of versions loads the newest
-    assert not [p for p in (tmp_path / "nlu").iterdir() if p.name.startswith(".")]  # no temporary left over
+    assert load_model(tmp_path / "nlu" / "nlu").path_ == second  # the folder of versions loads the newest
+    assert not [p for p in (tmp_path / "nlu" / "nlu").iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_format_1_folders_from_before_the_store_still_load(fast_model, tmp_path):
+    path = save_model(fast_model, tmp_path)
+    meta = json.loads((path / "metadata.json").read_text())
+    old = tmp_path / "old" / "nlu" / "v1"  # the layout and metadata homeloop wrote before the artefact store
+    old.parent.mkdir(parents=True)
+    path.rename(old)
+    details = meta.pop("details")
+    for key in ("kind", "libraries", "details"):
+        meta.pop(key, None)
+    (old / "metadata.json").write_text(json.dumps({**meta, **details, "format_version": 1}))
+    texts = ["turn off the lights", "what's the weather"]
+    assert load_model(old.parent).predict(texts) == fast_model.predict(texts)
 
 
 def test_broken_artefacts_are_rejected_naming_the_path(fast_model, tmp_path):

@@ -136,7 +136,7 @@ def test_cli_audits_a_saved_private_model(private_tiny_nlu, workspace) -> None:
 
 
 def test_report_section_has_the_curves_tables_and_figures(tmp_path) -> None:
-    from homeloop.privacy import privacy_report_section
+    from homeloop.demo.privacy import privacy_report_section
 
     utility = {
         "datasets": {
@@ -171,7 +171,7 @@ def test_report_section_has_the_curves_tables_and_figures(tmp_path) -> None:
 
 
 def test_report_section_shows_the_cost_of_privacy_against_data_size(tmp_path) -> None:
-    from homeloop.privacy import privacy_report_section
+    from homeloop.demo.privacy import privacy_report_section
 
     def run(examples: int, non_private: float, drop8: float) -> dict:
         rows = [{"epsilon": math.inf, "intent_accuracy": non_private, "drop_points": 0.0}]

@@ -90,7 +90,7 @@ def test_probe_update_experiment_measures_flips_per_seed():
 
 
 def test_report_section_shows_probe_updates(tmp_path):
-    from homeloop.graceful.report import graceful_report_section
+    from homeloop.demo.graceful import graceful_report_section
 
     x, y = clusters(20, spread=1.6)
     r = probe_update_experiment(

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from homeloop.data.lake import Lake
-from homeloop.selflearn.replay import compare_outcomes, replay_rewrites, rewrites_report_section
+from homeloop.demo.rewrites import rewrites_report_section
+from homeloop.selflearn.replay import compare_outcomes, replay_rewrites
 from homeloop.selflearn.rewrites import Rewrite, RewriteMiner, RewriteTable
 from homeloop.world import WorldConfig, simulate
 
@@ -149,8 +150,8 @@ def test_learn_and_evaluate_rewrites_from_the_command_line(workspace, fast_nlu):
 
 def test_rewrite_loop_publishes_and_gives_a_report_section(mined, fast_nlu, database_url, tmp_path):
     from homeloop.db import open_database
+    from homeloop.demo.rewrites import rewrite_loop
     from homeloop.report import new_report_dir, write_report
-    from homeloop.selflearn.replay import rewrite_loop
     from homeloop.selflearn.rewrites import load_rewrite_table
 
     lake, _ = mined

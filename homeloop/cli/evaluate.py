@@ -56,8 +56,8 @@ def rewrites_command(
         _common.emit(figures, as_json=as_json, title=f"rewrite table v{table.version} on logged {dataset!r}")
         return
 
-    from homeloop.demo import assistant_nlu
     from homeloop.selflearn.replay import replay_rewrites
+    from homeloop.serving import assistant_nlu
     from homeloop.world import WorldConfig
 
     try:

@@ -36,9 +36,9 @@ def train(
 ) -> None:
     """Train on HWU64 train, evaluate on HWU64 test, and save a new model version in the workspace."""
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.demo import train_assistant_nlu
     from homeloop.errors import HomeloopError
     from homeloop.nlu import ENCODERS
+    from homeloop.serving import train_assistant_nlu
 
     if encoder not in ENCODERS:
         raise _common.fail(f"--encoder {encoder!r}: expected one of {', '.join(sorted(ENCODERS))}")

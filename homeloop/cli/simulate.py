@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         there is none).
         """
         from homeloop.data.lake import Lake
-        from homeloop.demo import assistant_nlu
+        from homeloop.serving import assistant_nlu
         from homeloop.world import WorldConfig, simulate_to_lake
 
         ws = _common.workspace(ctx)

@@ -11,7 +11,8 @@
   across model sizes, measured by utterance-to-intent retrieval;
 - :mod:`homeloop.graceful.lqf`: linearised quadratic fine-tuning of the NLU head;
 - :mod:`homeloop.graceful.gate`: the update gate (propose, promote, rollback) over
-  the model registry; serving loads :func:`serving_model_path`.
+  the model registry; serving loads :func:`serving_model_path`;
+- :mod:`homeloop.graceful.figures`: error against negative flip rate of updates.
 
 Example::
 
@@ -48,7 +49,6 @@ from homeloop.graceful.pctraining import (
     focal_distillation_loss,
     teacher_outputs,
 )
-from homeloop.graceful.report import demo_update, graceful_report_section
 
 __all__ = [
     "DIVERGENCES",
@@ -59,11 +59,9 @@ __all__ = [
     "IntentEmbedder",
     "compare_predictions",
     "compatibility_matrix",
-    "demo_update",
     "evaluate_update",
     "fit_positive_congruent",
     "focal_distillation_loss",
-    "graceful_report_section",
     "interpolate_models",
     "interpolate_weights",
     "mcnemar_test",

@@ -309,20 +309,10 @@ def _registry(ws: Workspace) -> tuple[Any, ModelRegistry]:
     return db, ModelRegistry(db)
 
 
-def _register_candidate(registry: ModelRegistry, name: str, path: Path, model: Any) -> ModelRecord:
-    for record in registry.list(name):
-        if record.path.resolve() == path.resolve():
-            return record
-    meta = getattr(model, "metadata_", {}) or {}
-    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if not isinstance(v, dict)}
-    return registry.register(
-        name,
-        path,
-        kind=str(meta.get("encoder") or getattr(model, "encoder", "nlu")),
-        metrics=metrics,
-        params=model.get_params(),
-        data=dict(meta.get("training_data") or {}),
-    )
+def _register_candidate(ws: Workspace, name: str, path: Path) -> ModelRecord:
+    from homeloop.artifacts import register
+
+    return register(ws, path, name=name)
 
 
 def propose(
@@ -345,12 +335,12 @@ def propose(
         raise InvalidInputError(f"evaluation set {evaluation!r}: expected one of {sorted(EVALUATION_SETS)}")
     path = Path(candidate_path)
     if not path.exists():
-        raise MissingInputError(f"candidate model {path}: expected a saved NLU version folder (e.g. models/nlu/v2)")
+        raise MissingInputError(f"candidate model {path}: expected a saved NLU version folder (e.g. models/nlu/nlu/v2)")
     candidate_model = load_model(path)
     path = Path(candidate_model.path_)
     db, registry = _registry(ws)
     try:
-        candidate = _register_candidate(registry, name, path, candidate_model)
+        candidate = _register_candidate(ws, name, path)
         baseline = registry.promoted(name)
         if baseline is not None and baseline.version == candidate.version:
             raise InvalidInputError(f"model {name!r} version {candidate.version} is already in service")
@@ -459,21 +449,9 @@ def rollback(ws: Workspace, *, name: str = "nlu", _after_retire: Callable[[], No
 
 
 def serving_model_path(ws: Workspace, *, name: str = "nlu") -> Path:
-    """The saved version of ``name`` that serving should load: the promoted one.
+    """The saved version of NLU ``name`` that serving should load (:func:`homeloop.artifacts.in_service`):
+    the promoted one, else the newest saved version. Raises :class:`~homeloop.errors.MissingInputError`
+    when there is no model at all."""
+    from homeloop.artifacts import in_service
 
-    When nothing has been promoted yet (a fresh workspace), the newest saved
-    version, as before the gate existed. Raises
-    :class:`~homeloop.errors.MissingInputError` when there is no model at all.
-    """
-    from homeloop.nlu.artifacts import latest_model_path
-
-    db, registry = _registry(ws)
-    try:
-        record = registry.promoted(name)
-    finally:
-        db.dispose()
-    if record is not None:
-        if not record.path.exists():
-            raise MissingInputError(f"model {name!r} version {record.version} is in service but {record.path} is gone")
-        return record.path
-    return latest_model_path(ws.models, name=name)
+    return in_service(ws, "nlu", name)

@@ -13,7 +13,9 @@ The pieces, each usable alone:
 - :mod:`~homeloop.home.presence`: home state (home / away / asleep) and home embeddings;
 - :mod:`~homeloop.home.hunches`: hunches, the acceptance model (transfer vs scratch), automatic actions;
 - :mod:`~homeloop.home.automations` and :mod:`~homeloop.home.ha_schema`: Home Assistant automation YAML;
-- :mod:`~homeloop.home.report`: every experiment end to end and the report section.
+- :mod:`~homeloop.home.figures`: figures of the experiments (state prediction, rooms, hunches).
+
+The experiments end to end and their report section belong to the demo, which builds on this package.
 """
 
 from homeloop.home.archetypes import Archetypes, archetype_scores, find_archetypes
@@ -61,7 +63,6 @@ __all__ = [
     "history_from_intervals",
     "home_embeddings",
     "home_folds",
-    "home_report_section",
     "home_state_labels",
     "random_home_vectors",
     "hunch_candidates",
@@ -73,10 +74,3 @@ __all__ = [
     "suggest_automations",
     "validate_automations",
 ]
-
-
-def home_report_section(workspace, figures_dir, **kwargs):
-    """The smart-home section of the demo report (see :func:`homeloop.home.report.home_report_section`)."""
-    from homeloop.home.report import home_report_section as _section
-
-    return _section(workspace, figures_dir, **kwargs)

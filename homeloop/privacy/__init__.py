@@ -7,7 +7,7 @@
 - :func:`train_private_nlu` trains the assistant's NLU privately through its ordinary ``fit``.
 - :func:`audit_privacy` retrains a recipe and attacks it: loss-threshold and LiRA membership inference,
   canary exposure and extraction, and an empirical lower bound on epsilon beside the accountant's.
-- :func:`privacy_report_section` turns benchmark and audit figures into a report section.
+- :mod:`homeloop.privacy.figures` draws the benchmarks' figures (the demo report's privacy section shows them).
 """
 
 from homeloop.privacy.accounting import ACCOUNTANTS, EpsilonSpent, epsilon_spent, noise_multiplier_for
@@ -25,7 +25,6 @@ from homeloop.privacy.membership import (
     loss_threshold_scores,
 )
 from homeloop.privacy.nlu import PrivacyRecord, per_example_joint_loss, train_private_assistant_nlu, train_private_nlu
-from homeloop.privacy.report import privacy_report_section
 from homeloop.privacy.sampling import PoissonLoader
 
 __all__ = [
@@ -54,7 +53,6 @@ __all__ = [
     "noise_multiplier_for",
     "per_example_joint_loss",
     "plant_canaries",
-    "privacy_report_section",
     "train_private_assistant_nlu",
     "train_private_nlu",
 ]

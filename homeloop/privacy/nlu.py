@@ -21,7 +21,6 @@ utterance's loss never depends on the others in its batch).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -300,11 +299,11 @@ def train_private_assistant_nlu(
     callbacks: Sequence[Any] = (),
     **options: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """The private twin of ``homeloop.demo.train_assistant_nlu``: train on HWU64 train with DP-SGD, score on
+    """The private twin of ``homeloop.serving.train_assistant_nlu``: train on HWU64 train with DP-SGD, score on
     HWU64 test, save the model (its :class:`PrivacyRecord` under ``training_data.privacy`` in the metadata)
     and register it in the model registry. Returns ``(model, path, metrics)``."""
+    from homeloop.artifacts import register
     from homeloop.datasets.hwu64 import load_hwu64
-    from homeloop.db import ModelRegistry, open_database
     from homeloop.nlu import evaluate, save_model
 
     started = time.perf_counter()
@@ -330,16 +329,5 @@ def train_private_assistant_nlu(
     }
     data = {"name": "hwu64", "split": "train", "privacy": privacy}
     path = save_model(model, ws.models, metrics=metrics, training_data=data)
-    db = open_database(ws.database_url)
-    try:
-        ModelRegistry(db).register(
-            "nlu",
-            path,
-            kind=encoder,
-            metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
-            params=model.get_params(),
-            data=data,
-        )
-    finally:
-        db.dispose()
+    register(ws, path)
     return model, path, metrics

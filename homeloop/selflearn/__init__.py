@@ -16,7 +16,6 @@ from homeloop.selflearn.defects import (
     train_defect_model_on_truth,
     truth_labels,
 )
-from homeloop.selflearn.defects_report import defects_report_section
 from homeloop.selflearn.markov import absorption_probabilities, chain_from_counts
 from homeloop.selflearn.rephrase import (
     PairwiseRephraseDetector,
@@ -30,7 +29,7 @@ from homeloop.selflearn.rephrase import (
     save_rephrase_model,
     train_rephrase_detector_on_truth,
 )
-from homeloop.selflearn.replay import ReplayResult, compare_outcomes, replay_rewrites, rewrites_report_section
+from homeloop.selflearn.replay import ReplayResult, compare_outcomes, replay_rewrites
 from homeloop.selflearn.rewrites import (
     Rewrite,
     RewriteMiner,
@@ -60,7 +59,6 @@ __all__ = [
     "RephraseCandidate",
     "RephraseExample",
     "SpanRephraseDetector",
-    "defects_report_section",
     "detect_rephrases",
     "evaluate_defects_on_uss",
     "load_rephrase_model",
@@ -81,7 +79,6 @@ __all__ = [
     "mine_rewrites",
     "publish_rewrite_table",
     "replay_rewrites",
-    "rewrites_report_section",
     "binary_metrics",
     "defect_signals",
     "is_negation",

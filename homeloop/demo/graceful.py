@@ -1,4 +1,4 @@
-"""The report's section on graceful updates, and the demo's update through the gate.
+"""The demo report's section on graceful updates, and the demo's update of the NLU through the gate.
 
 :func:`graceful_report_section` turns the figures of the experiments
 (:func:`~homeloop.graceful.experiments.positive_congruent_experiment`,
@@ -6,7 +6,8 @@
 ``benchmarks/graceful_updates.py --out`` writes them) and a gate verdict into
 one :class:`homeloop.report.Section`, with an error-against-NFR figure.
 :func:`demo_update` runs an update of the assistant's NLU through the gate on
-a workspace (what the demo shows).
+a workspace; :func:`graceful_section` is what the demo shows: this run's update
+beside the update experiments recorded by the benchmark.
 """
 
 from __future__ import annotations
@@ -15,52 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["demo_update", "error_vs_nfr_figure", "graceful_report_section"]
+from homeloop.demo.recorded_figures import read_recorded
+from homeloop.graceful.figures import error_vs_nfr_figure
+from homeloop.report import Section
+from homeloop.workspace import Workspace
 
-
-def _nfr_point(e: Mapping[str, Any]) -> tuple[float, float, float, float]:
-    """(error %, NFR %, bar below, bar above): a 95% interval for one draw, one standard deviation over seeds."""
-    nfr = e["negative_flip_rate"]
-    if isinstance(nfr, Mapping):  # positive_congruent_experiment: one draw with a bootstrap interval
-        return (
-            100 * e["error_rate"],
-            100 * nfr["value"],
-            100 * (nfr["value"] - nfr["low"]),
-            100 * (nfr["high"] - nfr["value"]),
-        )
-    spread = 100 * e.get("negative_flip_rate_std", 0.0)  # probe_update_experiment: mean over seeds
-    return 100 * e["error_rate"], 100 * nfr, spread, spread
-
-
-def error_vs_nfr_figure(pc_results: Mapping[str, Any], path: Path) -> Path:
-    """One panel per dataset: each update's error (x) against its negative flip rate (y, with its bar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = list(pc_results)
-    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(5.2 * max(1, len(datasets)), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], datasets, strict=False):
-        r = pc_results[name]
-        for variant, e in r["variants"].items():
-            error, nfr, below, above = _nfr_point(e)
-            colour = "#7f7f7f" if variant == "plain" else "#2ca02c" if "bcwi" in variant else "#1f77b4"
-            ax.errorbar(error, nfr, yerr=[[below], [above]], fmt="o", color=colour, capsize=3)
-            ax.annotate(variant, (error, nfr), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        plain = r["variants"].get("plain")
-        if plain:
-            error, nfr, _, _ = _nfr_point(plain)
-            ax.axhline(nfr / 2, ls=":", color="#c0504d", lw=1)
-            ax.axvline(error + 0.5, ls=":", color="#c0504d", lw=1)
-        ax.set_title(f"{name}: old model error {100 * r['old']['error_rate']:.1f}%", fontsize=9)
-        ax.set_xlabel("error of the new model (%)")
-        ax.set_ylabel("negative flip rate (%)")
-    fig.suptitle("Goal (dotted): half the plain NFR, at most +0.5 points of error", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+__all__ = ["demo_update", "graceful_report_section", "graceful_section"]
 
 
 def graceful_report_section(
@@ -70,7 +31,7 @@ def graceful_report_section(
     probe_results: Mapping[str, Any] | None = None,
     compatibility: Mapping[str, Any] | None = None,
     gate: Mapping[str, Any] | None = None,
-) -> Any:
+) -> Section:
     """A :class:`homeloop.report.Section`: error against NFR for plain and PC training, the compatibility matrix
     M(query model, gallery model), and the gate's verdict on the demo's update.
 
@@ -81,8 +42,6 @@ def graceful_report_section(
     ``gate`` is a :func:`demo_update` result (or a ``Proposal.as_dict()``).
     Parts left as None are left out.
     """
-    from homeloop.report import Section
-
     section = Section("Graceful model updates")
     section.paragraphs.append(
         "A new model can be more accurate on average and still break what the old one got right: the negative "
@@ -222,3 +181,32 @@ def demo_update(
         promote(ws, version=proposal.candidate.version)
         promoted = True
     return {**proposal.as_dict(), "promoted": promoted, "positive_congruent": positive_congruent}
+
+
+def graceful_section(ws: Workspace, staging: Path) -> tuple[Section, dict[str, Any]]:
+    """A positive-congruent update of the NLU, proposed to the update gate and promoted only if it passes,
+    shown beside the update experiments the benchmark recorded. Returns the section and the gate's summary."""
+    gate = demo_update(ws)
+    recorded = read_recorded("graceful_updates.json") or {}
+    compatibility = {k: v for k, v in recorded.get("bct", {}).items() if "MiniLM" in k}
+    section = graceful_report_section(
+        staging,
+        pc_results=recorded.get("pc_minilm_bcwi"),
+        probe_results=recorded.get("pc_probe"),
+        compatibility=compatibility or None,
+        gate=gate,
+    )
+    if recorded:
+        section.paragraphs.append(
+            "The update experiments (the MiniLM NLU and probe updates, the compatibility matrix) were recorded by "
+            "<code>benchmarks/graceful_updates.py</code> (<code>benchmarks/results/graceful_updates.json</code>), "
+            "not re-measured by this demo run; BENCHMARKS.md has the exact commands. The gate's verdict is this run's."
+        )
+    else:
+        section.paragraphs.append(
+            "<b>Absent:</b> the recorded update experiments (<code>graceful_updates.json</code>) are not in this "
+            "installation of homeloop, so this section shows only this run's gate verdict; "
+            "<code>benchmarks/graceful_updates.py</code> reproduces them (BENCHMARKS.md has the exact commands)."
+        )
+    failed = [c["name"] for c in gate.get("checks", []) if not c["passed"]]
+    return section, {"passed": gate.get("passed"), "promoted": gate.get("promoted"), "failed_checks": failed}

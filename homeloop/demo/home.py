@@ -1,11 +1,12 @@
-"""The smart-home experiments end to end, their figures, and the report section.
+"""The demo report's smart-home section and the experiments behind it.
 
 :func:`home_experiments` runs every held-out measurement of :mod:`homeloop.home` on a
 simulated dataset (with its ground truth) and, when given, on the real houses;
 :func:`home_report_section` turns the results into a :class:`homeloop.report.Section`
 (state prediction, device map, archetype table, one home's timeline with hunches,
-rooms, hunch precision/recall). ``benchmarks/device_embeddings.py`` prints the same
-figures.
+rooms, hunch precision/recall; figures from :mod:`homeloop.home.figures`).
+``benchmarks/device_embeddings.py`` prints the same figures; :func:`smart_home_section`
+is what the demo shows (light settings).
 """
 
 from __future__ import annotations
@@ -19,22 +20,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from homeloop.home import DeviceStateModel
 from homeloop.home.archetypes import archetype_scores, find_archetypes, plot_device_map
-from homeloop.home.embeddings import DeviceStateModel
 from homeloop.home.evaluation import evaluate_state_prediction
 from homeloop.home.features import DeviceHistory, UsageAggregates, load_history, split_days, usage_features
+from homeloop.home.figures import (
+    STATE_BASELINES,
+    hunch_precision_recall_figure,
+    hunch_timeline_figure,
+    rooms_figure,
+    state_prediction_figure,
+)
 from homeloop.home.hunches import evaluate_hunches
 from homeloop.home.presence import evaluate_home_state, home_embeddings, home_state_labels
 from homeloop.home.rooms import evaluate_rooms
+from homeloop.report import Section
+from homeloop.workspace import Workspace
 
-__all__ = ["home_experiments", "home_report_section"]
-
-_BASELINES = ("hour_of_week_prior", "last_state_persists", "hour_logistic")
+__all__ = ["home_experiments", "home_report_section", "public_results", "smart_home_section"]
 
 
-def _public(d: Any) -> Any:
+def public_results(d: Any) -> Any:
+    """``d`` without the keys starting with ``_`` (the objects kept for figures), at every level."""
     if isinstance(d, dict):
-        return {k: _public(v) for k, v in d.items() if not str(k).startswith("_")}
+        return {k: public_results(v) for k, v in d.items() if not str(k).startswith("_")}
     return d
 
 
@@ -76,7 +85,7 @@ def home_experiments(
         hdays = split_days(houses, train_fraction=train_fraction)
         hmodel = DeviceStateModel(**params, ensemble=houses_ensemble).fit(houses, hdays)
         res = evaluate_state_prediction(houses, model=hmodel, train_days=hdays, seed=seed + 1)
-        out["houses_state_prediction"] = _public(res)
+        out["houses_state_prediction"] = public_results(res)
         out["houses_state_prediction"].pop("train_days", None)
         log(f"houses: model AUC {res['model']['auc']:.3f}, gain {res['auc_gain_over_best_baseline']:+.3f}")
         if any(h.home_id == "houseD" for h in houses.homes):
@@ -97,7 +106,7 @@ def home_experiments(
         days = split_days(sim, train_fraction=train_fraction)
         model = DeviceStateModel(**params).fit(sim, days)
         res = evaluate_state_prediction(sim, model=model, train_days=days, seed=seed + 1, queries_per_device=200)
-        out["sim_state_prediction"] = _public(res)
+        out["sim_state_prediction"] = public_results(res)
         out["sim_state_prediction"].pop("train_days", None)
         out["sim_state_prediction"].pop("by_home", None)
         log(f"sim: model AUC {res['model']['auc']:.3f}, gain {res['auc_gain_over_best_baseline']:+.3f}")
@@ -150,7 +159,7 @@ def home_experiments(
             forgotten = lake.read(dataset, "truth_forgotten").to_pandas()
             hres = evaluate_hunches(sim, model, labels, forgotten, train_days=days, seed=seed,
                                     home_embeddings=home_embeddings(sim, emb_all))  # fmt: skip
-            out["hunches"] = _public(hres)
+            out["hunches"] = public_results(hres)
             out["_hunches"] = hres
             out["_sim"] = sim
             out["_forgotten"] = forgotten
@@ -161,148 +170,6 @@ def home_experiments(
     return out
 
 
-# --------------------------------------------------------------------------- figures
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _state_prediction_figure(results: dict[str, Any], path: Path) -> Path:
-    plt = _plt()
-    groups: list[tuple[str, dict[str, float]]] = []
-    if "houses_state_prediction" in results:
-        r = results["houses_state_prediction"]
-        groups.append(("real houses (pooled)", {n: r[n]["auc"] for n in ("model", *_BASELINES)}))
-        for hid, v in (r.get("by_home") or {}).items():
-            groups.append((hid, v))
-    if "sim_state_prediction" in results:
-        r = results["sim_state_prediction"]
-        groups.append(("simulated homes", {n: r[n]["auc"] for n in ("model", *_BASELINES)}))
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
-    names = ["model", *_BASELINES]
-    colours = ["#1f77b4", "#bbbbbb", "#888888", "#555555"]
-    width = 0.8 / len(names)
-    for i, n in enumerate(names):
-        xs = np.arange(len(groups)) + i * width
-        ax.bar(xs, [g[1].get(n, np.nan) for g in groups], width, label=n.replace("_", " "), color=colours[i])
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
-    ax.set_xticklabels([g[0] for g in groups], fontsize=8)
-    ax.set_ylim(0.5, 1.0)
-    ax.set_ylabel("ROC-AUC, held-out days")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _rooms_figure(results: dict[str, Any], path: Path) -> Path:
-    plt = _plt()
-    rows = []
-    for key, label in (("houseD_rooms", "house D"), ("sim_rooms", "simulated")):
-        if key in results:
-            r = results[key]
-            rows.append((label, r["accuracy"], r["co_usage_only_accuracy"], r["most_common_room_accuracy"]))
-    fig, ax = plt.subplots(figsize=(6, 3))
-    labels = ["co-usage + embeddings", "co-usage only", "most common room"]
-    for i, lab in enumerate(labels):
-        ax.bar(np.arange(len(rows)) + i * 0.27, [r[i + 1] for r in rows], 0.27, label=lab)
-    ax.set_xticks(np.arange(len(rows)) + 0.27)
-    ax.set_xticklabels([r[0] for r in rows])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("leave-one-out room accuracy")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _pr_figure(results: dict[str, Any], path: Path) -> Path:
-    plt = _plt()
-    hres = results["_hunches"]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for name in ("rule", "scratch", "transfer"):
-        c = hres[name]["_curve"]
-        c = c[c["actions"] >= 3]
-        ax.plot(c["recall"], c["precision"], label=name)
-        op = hres[name]["actions_at_validation_threshold"]
-        if op["actions"]:
-            ax.scatter([op["recall"]], [op["precision"]], marker="o", s=25)
-    ax.axhline(0.95, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("recall (forgotten devices acted on)")
-    ax.set_ylabel("precision of automatic actions")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _timeline_figure(results: dict[str, Any], path: Path, *, days: int = 2) -> tuple[Path, str]:
-    plt = _plt()
-    sim: DeviceHistory = results["_sim"]
-    hres = results["_hunches"]
-    cands, labels = hres["_candidates"]["test"], hres["_labels"]["test"]
-    scores = hres["_scores"]["test"]["transfer"]
-    threshold = hres["transfer"]["actions_at_validation_threshold"]["threshold"]
-    threshold = threshold if threshold < 1 else float(np.quantile(scores, 0.995)) if len(scores) else 1.0
-    table = sim.device_table()
-    home_of = table["home_id"].to_numpy()[cands.device]
-    # the home with the most forgotten slots in the held-out days
-    counts = pd.Series(labels).groupby(home_of).sum()
-    home_id = counts.idxmax() if len(counts) and counts.max() > 0 else sim.homes[0].home_id
-    h = sim.home(home_id)
-    first = split_days(sim)[home_id]
-    lo = first * h.slots_per_day
-    hi = min(h.n_slots, lo + days * h.slots_per_day)
-    rows = [r for r in range(len(h.devices)) if h.has_events[r]]
-    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.6))
-    state = results["_presence_labels"][home_id][lo:hi]
-    for code, colour in ((1, "#fde0c5"), (2, "#d6e4f5")):
-        runs = np.flatnonzero(np.diff(np.r_[0, (state == code).astype(int), 0]))
-        for a, b in zip(runs[::2], runs[1::2], strict=True):
-            ax.axvspan(lo + a, lo + b, color=colour, lw=0)
-    for y, r in enumerate(rows):
-        on = h.on[r, lo:hi]
-        runs = np.flatnonzero(np.diff(np.r_[0, on.astype(int), 0]))
-        ax.broken_barh([(lo + a, b - a) for a, b in zip(runs[::2], runs[1::2], strict=True)], (y - 0.35, 0.7),
-                       color="#4c72b0")  # fmt: skip
-    at = {int(d): i for i, d in enumerate(table.index[table["home_id"] == home_id])}
-    sel = (home_of == home_id) & (cands.slot >= lo) & (cands.slot < hi)
-    first_fire = pd.DataFrame({"run": cands.run[sel], "slot": cands.slot[sel], "dev": cands.device[sel],
-                               "score": scores[sel], "label": labels[sel]})  # fmt: skip
-    fired = first_fire[first_fire["score"] >= threshold].sort_values("slot").groupby("run").head(1)
-    for _, f in fired.iterrows():
-        y = rows.index(at[int(f["dev"])]) if at.get(int(f["dev"])) in rows else None
-        if y is not None:
-            ax.scatter([f["slot"]], [y], marker="v", color="red" if f["label"] else "orange", s=50, zorder=3)
-    forgot = first_fire[first_fire["label"] == 1].sort_values("slot").groupby("run").head(1)
-    for _, f in forgot.iterrows():
-        y = rows.index(at[int(f["dev"])]) if at.get(int(f["dev"])) in rows else None
-        if y is not None:
-            ax.scatter([f["slot"]], [y], marker="x", color="black", s=30, zorder=4)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([h.devices["name"].iloc[r] for r in rows], fontsize=7)
-    ticks = np.arange(lo, hi + 1, 6 * (60 // h.slot_minutes))
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([(h.slot_time(t)).strftime("%a %H:%M") for t in ticks], fontsize=7)
-    ax.set_xlim(lo, hi)
-    ax.set_title(f"{home_id}: devices on (blue), asleep (light blue), away (orange band); "
-                 "automatic action (red: right, orange: wrong), forgotten (x)", fontsize=8)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path, home_id
-
-
 def home_report_section(
     workspace: Any,
     figures_dir: Path,
@@ -311,7 +178,7 @@ def home_report_section(
     houses_dataset: str | None = "houses",
     results: dict[str, Any] | None = None,
     **experiment_params: Any,
-):
+) -> Section:
     """The smart-home section of the demo report; figures are written into ``figures_dir`` (the report's folder).
 
     ``results`` from :func:`home_experiments` are reused when given; otherwise the
@@ -321,7 +188,6 @@ def home_report_section(
     a quicker run).
     """
     from homeloop.data.lake import Lake
-    from homeloop.report import Section
 
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -344,7 +210,7 @@ def home_report_section(
     for key, label in (("houses_state_prediction", "real houses A+D"), ("sim_state_prediction", "simulated")):
         if key in results:
             r = results[key]
-            rows.append([label, r["model"]["auc"], *(r[b]["auc"] for b in _BASELINES), r["model"]["brier"],
+            rows.append([label, r["model"]["auc"], *(r[b]["auc"] for b in STATE_BASELINES), r["model"]["brier"],
                          r["auc_gain_over_best_baseline"]])  # fmt: skip
     if rows:
         section.tables.append(("Device-state prediction on held-out days (ROC-AUC; Brier of the model)",
@@ -352,7 +218,7 @@ def home_report_section(
                                 "model Brier", "gain over best baseline"], rows))  # fmt: skip
         section.figures.append(
             (
-                _state_prediction_figure(results, figures_dir / "home_state_prediction.png").name,
+                state_prediction_figure(results, figures_dir / "home_state_prediction.png").name,
                 "ROC-AUC of the device-state model and the three baselines on held-out days",
             )
         )
@@ -372,7 +238,7 @@ def home_report_section(
                 f"raw usage features: purity {a['raw_usage_features']['purity']:.2f}, NMI {a['raw_usage_features']['nmi']:.2f}."
             )
     if "houseD_rooms" in results or "sim_rooms" in results:
-        section.figures.append((_rooms_figure(results, figures_dir / "home_rooms.png").name,
+        section.figures.append((rooms_figure(results, figures_dir / "home_rooms.png").name,
                                 "Room inference, leave-one-out with the device's name and room hidden"))  # fmt: skip
     if "home_state" in results:
         hs = results["home_state"]
@@ -390,11 +256,11 @@ def home_report_section(
         h = results["hunches"]
         section.figures.append(
             (
-                _pr_figure(results, figures_dir / "home_hunch_pr.png").name,
+                hunch_precision_recall_figure(results, figures_dir / "home_hunch_pr.png").name,
                 "Automatic actions: precision and recall against forgotten devices (held-out days)",
             )
         )
-        path, home_id = _timeline_figure(results, figures_dir / "home_timeline.png")
+        path, home_id = hunch_timeline_figure(results, figures_dir / "home_timeline.png")
         section.figures.append(
             (path.name, f"Two held-out days of {home_id} with automatic actions and forgotten devices")
         )
@@ -407,3 +273,19 @@ def home_report_section(
                                 for n in ("rule", "scratch", "transfer")]))  # fmt: skip
     section.paragraphs.append(f"Computed {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.")
     return section
+
+
+def smart_home_section(ws: Workspace, staging: Path) -> Section:
+    """Device embeddings, archetypes, rooms and hunches on the simulated homes and the real houses A and D."""
+    # light settings (hashed name vectors, fewer samples and epochs, one model, no refit) keep the demo to minutes
+    return home_report_section(
+        ws,
+        staging,
+        dataset="sim",
+        houses_dataset="houses",
+        text_encoder="hashing",
+        samples_per_device=300,
+        epochs=6,
+        refit=False,
+        houses_ensemble=1,
+    )

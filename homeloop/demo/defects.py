@@ -1,4 +1,9 @@
-"""The demo report's section on defects found from implicit feedback."""
+"""The demo report's section on defects found from implicit feedback, and the demo's defect step.
+
+:func:`defects_report_section` shows the defects found in a dataset and how each implicit signal fared;
+:func:`defects_section` is what the demo runs: train the defect model on the simulated ground truth, save
+it, label the lake, and show the section.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from homeloop.data.lake import Lake
 from homeloop.report import Section
+from homeloop.selflearn import (
+    label_defects,
+    latest_defect_model,
+    rule_defects,
+    save_defect_model,
+    signals_from_lake,
+    train_defect_model_on_truth,
+    truth_labels,
+)
+from homeloop.selflearn.figures import defect_probability_figure
+from homeloop.workspace import Workspace
 
-__all__ = ["defects_report_section"]
+__all__ = ["defects_report_section", "defects_section"]
 
 _SIGNAL_NAMES = {
     "barge_in": "barge-in",
@@ -35,10 +52,6 @@ def defects_report_section(
     :func:`~homeloop.selflearn.train_defect_model_on_truth` returns them; default: those saved with the newest
     defect model); the most certain defects; and,
     with ``report_dir``, a figure of the defect probability for failed and successful turns."""
-    from homeloop.data.lake import Lake
-    from homeloop.selflearn.defects import label_defects, latest_defect_model, signals_from_lake, truth_labels
-    from homeloop.selflearn.sessions import rule_defects
-
     lake = Lake(workspace.lake)
     signals = signals_from_lake(lake, dataset)
     if lake.has(dataset, "defect_labels"):
@@ -114,7 +127,7 @@ def defects_report_section(
     )
     if report_dir is not None and y is not None and len(np.unique(p)) > 2:
         name = "defect_probability.png"
-        _probability_figure(p, y, Path(report_dir) / name)
+        defect_probability_figure(p, y, Path(report_dir) / name)
         section.figures.append((name, "Defect probability of turns that failed and that succeeded (ground truth)"))
     return section
 
@@ -125,7 +138,7 @@ def _latest_held_out(models_dir) -> dict[str, Any] | None:
 
     from homeloop.errors import MissingInputError
     from homeloop.nlu.artifacts import latest_model_path
-    from homeloop.selflearn.defects import DEFECT_MODEL_NAME
+    from homeloop.selflearn import DEFECT_MODEL_NAME
 
     try:
         meta = json.loads((latest_model_path(models_dir, name=DEFECT_MODEL_NAME) / "metadata.json").read_text())
@@ -135,21 +148,11 @@ def _latest_held_out(models_dir) -> dict[str, Any] | None:
     return metrics if {"model", "rules", "test_turns", "test_homes"} <= set(metrics) else None
 
 
-def _probability_figure(p: np.ndarray, y: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    bins = np.linspace(0, 1, 26)
-    ax.hist(p[~y], bins=bins, alpha=0.6, label="succeeded", color="tab:green")
-    ax.hist(p[y], bins=bins, alpha=0.6, label="failed", color="tab:red")
-    ax.set_xlabel("p(defect)")
-    ax.set_ylabel("turns")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def defects_section(ws: Workspace, dataset: str, staging: Path) -> tuple[Section, dict[str, Any]]:
+    """Train the defect model on ``dataset``'s ground truth (held-out homes scored), save it, write its labels
+    into the lake, and show the defects section; returns the section and the held-out figures."""
+    lake = Lake(ws.lake)
+    defect_model, held_out = train_defect_model_on_truth(lake, dataset)
+    save_defect_model(defect_model, ws.models, metrics=held_out, training_data={"dataset": dataset})
+    label_defects(lake, dataset, model=defect_model)
+    return defects_report_section(ws, dataset=dataset, held_out=held_out, report_dir=staging), held_out
