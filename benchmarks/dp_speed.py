@@ -41,7 +41,7 @@ import torch
 
 from homeloop.datasets.hwu64 import load_hwu64
 from homeloop.nlu import IntentSlotModel
-from homeloop.privacy.engine import CLIPPING_MODES
+from homeloop.privacy.clipping_modes import CLIPPING_MODES
 from homeloop.privacy.nlu import per_example_joint_loss
 
 MODES = ("none", "bookkeeping", "bookkeeping-at-step", "ghost", "hooks")

@@ -69,7 +69,7 @@ def nlu_model(encoder: str, train, test, *, epochs: int | None, seed: int) -> di
     metrics = evaluate(model, test)
     texts = [u.text for u in test]
     t0 = time.perf_counter()
-    model.predict(texts)
+    model.parse(texts)
     per_second = len(texts) / (time.perf_counter() - t0)
     return {
         "model": f"IntentSlotModel({encoder})",

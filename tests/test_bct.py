@@ -80,14 +80,14 @@ def test_bct_makes_new_queries_work_against_an_old_gallery(hwu_small):
     assert top1["device", "bct"] > 0.5 * top1["bct", "bct"] and top1["device", "bct"] > 3 * top1["new", "old"]
     assert new_bct.compatible_with_ == {"encoder": "fast", "embedding_dim": 32, "labels": n_intents}
     assert new_plain.compatible_with_ is None
-    embeddings = new_bct.embed(["wake me up at seven", "play some jazz"])
+    embeddings = new_bct.transform(["wake me up at seven", "play some jazz"])
     assert embeddings.shape == (2, 32) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
 
 def test_embedder_checks(hwu_small):
     train, _ = hwu_small
     with pytest.raises(NotFittedError):
-        IntentEmbedder().embed(["hello"])
+        IntentEmbedder().transform(["hello"])
     old = IntentEmbedder(embedding_dim=16, encoder_params=SMALL, epochs=1).fit(train[:200])
     with pytest.raises(InvalidInputError, match="embedding_dim 32"):
         IntentEmbedder(embedding_dim=32, encoder_params=SMALL, epochs=1).fit(train[:200], old=old)

@@ -63,6 +63,7 @@ def test_fine_tuning_a_pretrained_head_to_new_classes(method):
     assert accuracy > 0.8 > 2 * majority
     assert tuner.history_.epoch_losses[-1] < tuner.history_.epoch_losses[0]
     assert head.out.out_features == 6  # the pre-trained head itself is left alone
+    assert tuner.lr is None and tuner.lr_ == (0.02 if method == "lqf" else 2e-3)  # fit leaves its parameters alone
 
 
 def test_fine_tuner_checks():

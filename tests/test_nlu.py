@@ -114,7 +114,7 @@ def test_fast_model_learns_hwu64_intents_and_slots(fast_model, hwu_small):
 
 def test_predictions_are_well_formed_and_robust(fast_model):
     texts = ["wake me up at seven am tomorrow", "", "   ", "zzqx blorfing wibble", "Turn OFF the Lights!"]
-    predictions = fast_model.predict(texts)
+    predictions = fast_model.parse(texts)
     assert all(isinstance(p, NLUPrediction) for p in predictions)
     wake, empty, blank, unknown, shouting = predictions
     assert wake.intent == "alarm_set" and 0 < wake.confidence <= 1
@@ -126,7 +126,10 @@ def test_predictions_are_well_formed_and_robust(fast_model):
     probs = fast_model.predict_proba(texts)
     assert probs.shape == (5, 64) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
     assert probs[0].max() == pytest.approx(wake.confidence)
-    assert fast_model.predict([]) == []
+    labels = fast_model.predict(texts)
+    assert labels.shape == (5,) and labels.tolist() == [p.intent for p in predictions]
+    assert set(labels.tolist()) - {NO_INTENT} <= set(fast_model.classes_.tolist())
+    assert fast_model.parse([]) == [] and fast_model.predict([]).shape == (0,)
     with pytest.raises(InvalidInputError, match="single string"):
         fast_model.predict("turn off the lights")
     with pytest.raises(InvalidInputError, match="text 1"):
@@ -136,7 +139,7 @@ def test_predictions_are_well_formed_and_robust(fast_model):
 def test_predict_is_fast_enough_for_the_simulator(fast_model, hwu_small):
     texts = [u.text for u in hwu_small[1]] * 2
     started = time.perf_counter()
-    fast_model.predict(texts)
+    fast_model.parse(texts)
     per_second = len(texts) / (time.perf_counter() - started)
     assert per_second > 500  # measured ~5000/s on 2 cores; loose for shared machines
 
@@ -195,7 +198,7 @@ def test_fast_encoder_with_a_convolutional_context(hwu_small, tmp_path):
     model = IntentSlotModel(epochs=3, encoder_params={"context": "cnn"}).fit(train)
     assert type(model.network_.encoder.context_layer).__name__ == "ConvContext"
     texts = [u.text for u in hwu_small[1][:50]]
-    assert load_model(save_model(model, tmp_path)).predict(texts) == model.predict(texts)
+    assert load_model(save_model(model, tmp_path)).parse(texts) == model.parse(texts)
     with pytest.raises(InvalidInputError, match="context 'lstm'"):
         IntentSlotModel(epochs=1, encoder_params={"context": "lstm"}).fit(train)
 
@@ -214,7 +217,7 @@ def test_save_and_load_round_trip(fast_model, hwu_small, tmp_path):
     assert meta["training_data"]["name"] == "hwu64" and meta["training_data"]["size"] == len(hwu_small[0])
     assert len(meta["training_data"]["sha256"]) == 64 and meta["metrics"]["intent_accuracy"] == 0.5
     loaded = load_model(path)
-    assert loaded.predict(texts) == fast_model.predict(texts)
+    assert loaded.parse(texts) == fast_model.parse(texts)
     assert loaded.get_params() == fast_model.get_params()
     assert np.array_equal(loaded.predict_proba(texts), fast_model.predict_proba(texts))
 
@@ -264,7 +267,7 @@ def test_minilm_encoder_smoke(hwu_small, tmp_path):
     model = IntentSlotModel(encoder="minilm", epochs=1, batch_size=32, seed=0).fit(train)
     assert model.history_.steps == 1
     texts = ["set an alarm for seven am", "", "what's the weather in paris"]
-    predictions = model.predict(texts)
+    predictions = model.parse(texts)
     assert predictions[1].intent == NO_INTENT
     assert all(p.intent in model.intents_ for p in (predictions[0], predictions[2]))
     # one vector per whitespace word (first word piece), whatever the word-piece split
@@ -275,7 +278,7 @@ def test_minilm_encoder_smoke(hwu_small, tmp_path):
     assert out.words.shape == (2, 3, 384) and out.sentence.shape == (2, 384)
     assert out.word_mask.tolist() == [[True, True, True], [True, False, False]]
     loaded = load_model(save_model(model, tmp_path))
-    assert loaded.predict(texts) == predictions
+    assert loaded.parse(texts) == predictions
 
 
 def test_minilm_reports_a_missing_model_clearly(tmp_path):

@@ -15,7 +15,9 @@ from homeloop.errors import InvalidInputError, PrivacyBudgetError, UnsupportedLa
 from homeloop.privacy import make_private
 from homeloop.privacy.accounting import epsilon_spent, noise_multiplier_for
 from homeloop.privacy.calibration import per_example_gradient_norms, private_clipping_norm, recommended_batch_size
-from homeloop.privacy.engine import BookKeepingClipper, PrivacyWarning, check_layers
+from homeloop.privacy.clipper import BookKeepingClipper
+from homeloop.privacy.engine import PrivacyWarning
+from homeloop.privacy.layer_checks import check_layers
 from homeloop.training import fit, make_loader
 
 

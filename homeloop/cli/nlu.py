@@ -114,7 +114,7 @@ def predict_command(
         with steps.step("loading the model"):
             model = _load(ctx, model_path)
         with steps.step("reading"):
-            predictions = model.predict(texts)
+            predictions = model.parse(texts)
     figures = {
         text: {"intent": p.intent, "confidence": p.confidence, "slots": [[name, value] for name, value in p.slots]}
         for text, p in zip(texts, predictions, strict=True)

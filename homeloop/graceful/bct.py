@@ -96,8 +96,10 @@ class IntentEmbedder(BaseEstimator):
     model's for compatibility). ``fit(utterances, old=...)`` adds the influence
     loss of ``old``'s classifier with weight ``influence_weight``.
 
-    Learned state: ``labels_``, ``network_``, ``history_``, ``compatible_with_``
-    (a description of the old model, or None).
+    :meth:`transform` embeds texts or utterances.
+
+    Learned state: ``labels_`` (the intents its classifier was trained on; also ``classes_``, as an array),
+    ``network_``, ``history_``, ``compatible_with_`` (a description of the old model, or None).
     """
 
     def __init__(
@@ -211,8 +213,18 @@ class IntentEmbedder(BaseEstimator):
         if not hasattr(self, "network_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(utterances) first")
 
-    @torch.no_grad()
+    @property
+    def classes_(self) -> np.ndarray:
+        """The intents of the embedder's classifier (``labels_`` as an array)."""
+        self._check_fitted()
+        return np.asarray(self.labels_)
+
     def embed(self, utterances: Sequence[Any], *, batch_size: int = 256) -> np.ndarray:
+        """The same as :meth:`transform`."""
+        return self.transform(utterances, batch_size=batch_size)
+
+    @torch.no_grad()
+    def transform(self, utterances: Sequence[Any], *, batch_size: int = 256) -> np.ndarray:
         """L2-normalised embeddings ``[n, embedding_dim]`` of texts or of utterances (their ``tokens``)."""
         self._check_fitted()
         token_lists = [
@@ -264,8 +276,8 @@ def compatibility_matrix(
     models: Mapping[str, IntentEmbedder], queries: Sequence[Any], gallery: Sequence[Any]
 ) -> dict[str, dict[str, dict[str, float] | None]]:
     """``M[query model][gallery model]`` = :func:`retrieval_scores` for every pair of models of equal embedding size."""
-    q_emb = {name: m.embed(queries) for name, m in models.items()}
-    g_emb = {name: m.embed(gallery) for name, m in models.items()}
+    q_emb = {name: m.transform(queries) for name, m in models.items()}
+    g_emb = {name: m.transform(gallery) for name, m in models.items()}
     q_lab, g_lab = [u.intent for u in queries], [u.intent for u in gallery]
     return {
         q: {

@@ -29,6 +29,7 @@ hidden layer was pre-trained on a source task and whose output layer is new.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -186,7 +187,7 @@ def _fit_standard(tuner: HeadFineTuner, head: MLPHead, x: torch.Tensor, y: torch
         loader,
         loss_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]),
         epochs=tuner.epochs,
-        lr=tuner.lr,
+        lr=tuner.lr_,
         weight_decay=tuner.weight_decay,
         lr_schedule="linear",
         seed=tuner.seed,
@@ -207,7 +208,7 @@ def _fit_lqf(tuner: HeadFineTuner, head: MLPHead, x: torch.Tensor, y: torch.Tens
         (delta["hidden__weight"], delta["hidden__bias"], *factors[0]),
         (delta["out__weight"], delta["out__bias"], *factors[1]),
     ]
-    inner = torch.optim.SGD(delta.parameters(), lr=tuner.lr, momentum=0.9)
+    inner = torch.optim.SGD(delta.parameters(), lr=tuner.lr_, momentum=0.9)
     optimizer = KFACPreconditioner(inner, layers)
     decay = tuner.weight_decay
 
@@ -238,7 +239,9 @@ class HeadFineTuner(BaseEstimator):
     ``fit(features, labels, pretrained=head)`` copies the pre-trained hidden
     layer, gives the head a new output layer for ``labels``, and trains with
     ``method`` (a name in :data:`FINE_TUNING_METHODS`). Defaults suit each
-    method: ``lr`` is AdamW's for ``standard`` and preconditioned SGD's for ``lqf``.
+    method: ``lr`` is AdamW's for ``standard`` and preconditioned SGD's for ``lqf`` (``lr_``: the rate used).
+
+    Learned state: ``classes_`` (the labels, sorted), ``model_``, ``lr_``, ``history_`` and ``seconds_``.
     """
 
     def __init__(
@@ -269,15 +272,13 @@ class HeadFineTuner(BaseEstimator):
             raise InvalidInputError(
                 f"fit: expected one label per feature row, got {len(labels)} labels for {len(features)} rows"
             )
-        import copy
-
-        if self.lr is None:
-            self.lr = 2e-3 if self.method == "standard" else 0.02
+        self.lr_ = self.lr if self.lr is not None else (2e-3 if self.method == "standard" else 0.02)
         torch.manual_seed(self.seed)
-        self.labels_ = sorted(set(labels))
-        index = {name: j for j, name in enumerate(self.labels_)}
+        classes = sorted(set(labels))
+        self.classes_ = np.asarray(classes)
+        index = {name: j for j, name in enumerate(classes)}
         head = copy.deepcopy(pretrained)
-        head.out = nn.Linear(head.out.in_features, len(self.labels_))
+        head.out = nn.Linear(head.out.in_features, len(self.classes_))
         x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
         y = torch.tensor([index[v] for v in labels], dtype=torch.long)
         started = time.perf_counter()
@@ -285,15 +286,17 @@ class HeadFineTuner(BaseEstimator):
         self.seconds_ = time.perf_counter() - started
         return self
 
-    def predict(self, features: np.ndarray) -> list[str]:
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The predicted label of each row of ``features`` (``[n]``)."""
         if not hasattr(self, "model_"):
             raise NotFittedError("this HeadFineTuner is not fitted yet: call fit(features, labels, pretrained=...)")
         x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
         with torch.no_grad():
             scores = torch.cat([self.model_(x[i : i + 1024]) for i in range(0, len(x), 1024)])
-        return [self.labels_[j] for j in scores.argmax(1).tolist()]
+        return self.classes_[scores.argmax(1).numpy()]
 
     def score(self, features: np.ndarray, labels: Sequence[str]) -> float:
+        """Accuracy of :meth:`predict` against ``labels``."""
         return float(np.mean([p == t for p, t in zip(self.predict(features), labels, strict=True)]))
 
 

@@ -7,7 +7,8 @@ artefacts with :func:`save_model` / :func:`load_model`::
     from homeloop.nlu import IntentSlotModel, evaluate
 
     model = IntentSlotModel(encoder="fast").fit(load_hwu64("train"))
-    model.predict(["turn off the kitchen lights"])
+    model.parse(["turn off the kitchen lights"])    # intent, confidence, slots
+    model.predict(["turn off the kitchen lights"])  # the intents alone
     evaluate(model, load_hwu64("test"))["intent_accuracy"]
 """
 

@@ -129,10 +129,14 @@ class IntentSlotModel(BaseEstimator):
     ``lr_schedule`` default to the encoder's ``defaults`` when ``None``.
     ``encoder_params`` go to the encoder's ``build``.
 
-    Learned state: ``intents_`` (label space, sorted), ``slot_tags_`` (``"O"``
-    then the ``B-``/``I-`` tags), ``network_`` (the torch module),
-    ``history_`` (:class:`homeloop.training.TrainingHistory`) and
-    ``training_data_`` (size, sources and SHA-256 of the training examples).
+    Learned state: ``intents_`` (label space, sorted; also ``classes_``, as an
+    array), ``slot_tags_`` (``"O"`` then the ``B-``/``I-`` tags), ``network_``
+    (the torch module), ``history_`` (:class:`homeloop.training.TrainingHistory`)
+    and ``training_data_`` (size, sources and SHA-256 of the training examples).
+
+    :meth:`parse` reads each text whole (:class:`NLUPrediction`: intent, confidence, slots);
+    :meth:`predict` gives the intents alone and :meth:`predict_proba` their probabilities,
+    one column per class.
     """
 
     def __init__(
@@ -281,6 +285,12 @@ class IntentSlotModel(BaseEstimator):
                 f"this {type(self).__name__} is not fitted yet: call fit(utterances) before predicting or saving"
             )
 
+    @property
+    def classes_(self) -> np.ndarray:
+        """The intents, in the order of :meth:`predict_proba`'s columns (``intents_`` as an array)."""
+        self._check_fitted()
+        return np.asarray(self.intents_)
+
     @torch.no_grad()
     def _infer(
         self, token_lists: Sequence[Sequence[str]], *, batch_size: int = 256
@@ -318,9 +328,10 @@ class IntentSlotModel(BaseEstimator):
             out.append(tokenize(text))
         return out
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 256) -> list[NLUPrediction]:
+    def parse(self, texts: Sequence[str], *, batch_size: int = 256) -> list[NLUPrediction]:
         """Read each text: intent, its probability, slots and tokens (see :class:`NLUPrediction`)."""
-        token_lists = self._texts(texts, "predict")
+        self._check_fitted()
+        token_lists = self._texts(texts, "parse")
         probs, tags = self._infer(token_lists, batch_size=batch_size)
         best = probs.argmax(1) if len(token_lists) else np.zeros(0, dtype=np.int64)
         predictions = []
@@ -336,8 +347,19 @@ class IntentSlotModel(BaseEstimator):
             )
         return predictions
 
+    def predict(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+        """The intent of each text (``[len(texts)]``, from ``classes_``; :data:`NO_INTENT` for a text without
+        words), as :meth:`parse` reads it."""
+        self._check_fitted()
+        token_lists = self._texts(texts, "predict")
+        probs, _ = self._infer(token_lists, batch_size=batch_size)
+        labels = np.asarray(self.intents_)[probs.argmax(1)]
+        labels[[i for i, tokens in enumerate(token_lists) if not tokens]] = NO_INTENT
+        return labels
+
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """Intent probabilities ``[len(texts), len(intents_)]`` (columns in ``intents_`` order; uniform for empty texts)."""
+        self._check_fitted()
         probs, _ = self._infer(self._texts(texts, "predict_proba"), batch_size=batch_size)
         return probs
 

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator
 from torch import nn
 
-from homeloop.errors import InvalidInputError, NoDataError
+from homeloop.errors import InvalidInputError, NoDataError, NotFittedError
 
 __all__ = ["PROBE_SCALE", "IntentProbe", "SentenceVectors", "fit_probe", "probe_logits", "sentence_vectors"]
 
@@ -139,11 +140,13 @@ def fit_probe(
     return probe.eval()
 
 
-class IntentProbe:
+class IntentProbe(BaseEstimator):
     """An intent classifier: a linear probe (:func:`fit_probe`) on frozen MiniLM sentence vectors.
 
-    ``vectors`` may be shared between probes (:class:`SentenceVectors` keeps what it computed). After
-    :meth:`fit`: ``intents_`` (sorted intent names, the columns of :meth:`predict_proba`) and ``probe_``.
+    ``vectors`` may be shared between probes (:class:`SentenceVectors` keeps what it computed); by default
+    each fit makes its own. After :meth:`fit`: ``intents_`` (sorted intent names, the columns of
+    :meth:`predict_proba`; also ``classes_``, as an array), ``probe_`` and ``vectors_`` (the sentence vectors
+    it reads).
     """
 
     def __init__(
@@ -155,22 +158,26 @@ class IntentProbe:
         seed: int = 0,
         vectors: SentenceVectors | None = None,
     ) -> None:
-        self.epochs, self.batch_size, self.lr, self.seed = epochs, batch_size, lr, seed
-        self.vectors = vectors or SentenceVectors()
-        self.intents_: list[str] = []
-        self.probe_: nn.Linear | None = None
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.vectors = vectors
 
     def training_data(self, utterances: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features, labels)`` of the utterances with words; sets ``intents_``."""
+        """``(features, labels)`` of the utterances with words; sets ``intents_`` and ``vectors_`` (the first half
+        of :meth:`fit`, for trainers of ``probe_`` such as :func:`homeloop.privacy.probe.train_private_probe`)."""
         usable = [u for u in utterances if len(u.tokens)]
         if not usable:
             raise NoDataError("IntentProbe: expected labelled utterances with words, got none")
+        self.vectors_ = self.vectors if self.vectors is not None else SentenceVectors()
         self.intents_ = sorted({u.intent for u in usable})
         column = {name: k for k, name in enumerate(self.intents_)}
-        features = self.vectors([tuple(t.lower() for t in u.tokens) for u in usable])
+        features = self.vectors_([tuple(t.lower() for t in u.tokens) for u in usable])
         return features, torch.tensor([column[u.intent] for u in usable])
 
     def fit(self, utterances: Sequence[Any]) -> IntentProbe:
+        """Train the probe on ``utterances`` (objects with ``tokens`` and ``intent``)."""
         features, labels = self.training_data(utterances)
         self.probe_ = fit_probe(
             features,
@@ -183,10 +190,19 @@ class IntentProbe:
         )
         return self
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "probe_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(utterances) first")
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The intents, in the order of :meth:`predict_proba`'s columns (``intents_`` as an array)."""
+        self._check_fitted()
+        return np.asarray(self.intents_)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``[n, len(intents_)]`` intent probabilities of raw texts (lower-cased, split on whitespace)."""
-        if self.probe_ is None:
-            raise InvalidInputError("IntentProbe: call fit() before predict_proba()")
+        self._check_fitted()
         with torch.no_grad():
-            logits = probe_logits(self.probe_, self.vectors([tuple(t.lower().split()) for t in texts]))
+            logits = probe_logits(self.probe_, self.vectors_([tuple(t.lower().split()) for t in texts]))
         return torch.softmax(logits, 1).numpy()

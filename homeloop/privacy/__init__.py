@@ -13,16 +13,11 @@
 from homeloop.privacy.accounting import ACCOUNTANTS, EpsilonSpent, epsilon_spent, noise_multiplier_for
 from homeloop.privacy.audit import AuditRow, PrivacyAudit, audit_privacy
 from homeloop.privacy.canaries import Canary, exposure, extract_secret, plant_canaries
-from homeloop.privacy.engine import (
-    CLIPPING_MODES,
-    LAYER_RULES,
-    BookKeepingClipper,
-    PoissonLoader,
-    PrivacyWarning,
-    PrivateTraining,
-    check_layers,
-    make_private,
-)
+from homeloop.privacy.clipper import BookKeepingClipper
+from homeloop.privacy.clipping_modes import CLIPPING_MODES
+from homeloop.privacy.engine import PrivacyWarning, PrivateTraining, make_private
+from homeloop.privacy.layer_checks import check_layers
+from homeloop.privacy.layer_rules import LAYER_RULES
 from homeloop.privacy.membership import (
     attack_metrics,
     empirical_epsilon,
@@ -30,6 +25,7 @@ from homeloop.privacy.membership import (
     loss_threshold_scores,
 )
 from homeloop.privacy.nlu import PrivacyRecord, per_example_joint_loss, train_private_assistant_nlu, train_private_nlu
+from homeloop.privacy.sampling import PoissonLoader
 
 __all__ = [
     "ACCOUNTANTS",

@@ -26,6 +26,7 @@ from torch import nn
 
 from homeloop.errors import InvalidInputError, PrivacyBudgetError, UnsupportedLayerError
 from homeloop.privacy.accounting import Mechanism, noise_multiplier_for
+from homeloop.privacy.clipper import BookKeepingClipper
 
 __all__ = [
     "NORM_GRID",
@@ -53,8 +54,6 @@ def per_example_gradient_norms(
 
     Uses bookkeeping norms when the model allows them, else one backward pass per example.
     """
-    from homeloop.privacy.engine import BookKeepingClipper
-
     collate = collate_fn or torch.utils.data.default_collate
     was_training = module.training
     module.train()

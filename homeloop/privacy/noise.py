@@ -5,7 +5,7 @@ about 10 ms with torch's CPU generator, which does not get faster with the batch
 the data, so :class:`GaussianNoise` starts drawing the step's noise when the optimizer's gradients are zeroed;
 torch releases the GIL while it draws, so on a machine with a spare core the draw overlaps the forward and
 backward passes. The drawn tensors then become the parameters' gradients and the clipped sums are accumulated
-into them (:meth:`~homeloop.privacy.engine.BookKeepingClipper.clipped_sum`), so adding the noise costs no pass
+into them (:meth:`~homeloop.privacy.clipper.BookKeepingClipper.clipped_sum`), so adding the noise costs no pass
 over the gradients and no memory beyond the gradients themselves. Like the gradients of torch's optimizers,
 these tensors are reused from step to step: the next draw overwrites them after the next ``zero_grad``.
 

@@ -88,7 +88,7 @@ def _weight(words: frozenset[str]) -> float:
 
 
 class NLUPredictor(Protocol):
-    def predict(self, texts: list[str]) -> list: ...
+    def parse(self, texts: list[str]) -> list: ...
 
 
 def _norm(word: str) -> str:

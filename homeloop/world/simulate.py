@@ -157,7 +157,7 @@ def simulate(
     cache_nlu: bool = True,
     chunk_homes: int = 200,
 ) -> SimulationResult:
-    """Simulate ``config``'s world with ``nlu`` (anything with ``predict(texts)``) as the assistant's NLU.
+    """Simulate ``config``'s world with ``nlu`` (anything with ``parse(texts)``, as :meth:`homeloop.nlu.IntentSlotModel.parse`) as the assistant's NLU.
 
     ``rewriter`` sits between the recogniser and the NLU (see :data:`Rewriter`).
     NLU results are cached per distinct text (``cache_nlu=False`` re-runs the NLU
@@ -285,7 +285,7 @@ class _Run:
         self.counts["nlu_texts"] += len(todo)
         for start in range(0, len(todo), 4096):
             batch = todo[start : start + 4096]
-            for text, pred in zip(batch, self.nlu.predict(batch), strict=True):
+            for text, pred in zip(batch, self.nlu.parse(batch), strict=True):
                 self.cache[text] = (pred.intent, float(pred.confidence), tuple(tuple(s) for s in pred.slots))
 
     def _chunk(self, homes: list[SimHome]) -> dict[str, pa.Table]:
