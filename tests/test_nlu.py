@@ -239,7 +239,7 @@ def test_format_1_folders_from_before_the_store_still_load(fast_model, tmp_path)
         meta.pop(key, None)
     (old / "metadata.json").write_text(json.dumps({**meta, **details, "format_version": 1}))
     texts = ["turn off the lights", "what's the weather"]
-    assert load_model(old.parent).predict(texts) == fast_model.predict(texts)
+    assert load_model(old.parent).parse(texts) == fast_model.parse(texts)
 
 
 def test_broken_artefacts_are_rejected_naming_the_path(fast_model, tmp_path):
