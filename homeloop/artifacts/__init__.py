@@ -16,7 +16,7 @@
 
 from homeloop.artifacts.formats import FORMAT_MODULES, ArtifactFormat, format_for, format_named, register_format
 from homeloop.artifacts.service import in_service, register
-from homeloop.artifacts.store import homeloop_version, latest, load, read_metadata, save, versions
+from homeloop.artifacts.store import homeloop_version, latest, load, read_json_object, read_metadata, save, versions
 
 __all__ = [
     "FORMAT_MODULES",
@@ -27,6 +27,7 @@ __all__ = [
     "in_service",
     "latest",
     "load",
+    "read_json_object",
     "read_metadata",
     "register",
     "register_format",

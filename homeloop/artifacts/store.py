@@ -36,7 +36,7 @@ from typing import Any
 from homeloop.artifacts.formats import format_for, format_named
 from homeloop.errors import ArtifactError, MissingInputError
 
-__all__ = ["homeloop_version", "latest", "load", "read_metadata", "save", "versions"]
+__all__ = ["homeloop_version", "latest", "load", "read_json_object", "read_metadata", "save", "versions"]
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -193,19 +193,23 @@ def _version_folder(path: Path) -> Path:
     return path
 
 
+def read_json_object(path: Path, *, what: str = "saved model version") -> dict[str, Any]:
+    """The JSON object in ``path``, a file of an artefact folder; :class:`ArtifactError` naming the file when
+    it is missing, unreadable or not an object (``what`` names the folder it belongs to)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: expected a complete {what} folder") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metadata.json`` of a version folder (or of the newest version in a folder of versions)."""
-    folder = _version_folder(Path(path))
-    file = folder / "metadata.json"
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{file} is missing: expected a saved model version folder") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{file} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{file}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(_version_folder(Path(path)) / "metadata.json")
 
 
 def load(path: str | os.PathLike[str]) -> Any:

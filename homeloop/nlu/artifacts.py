@@ -32,18 +32,6 @@ FORMAT = "homeloop.nlu.intent_slot"
 KIND = "nlu"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing: expected a complete NLU artefact folder") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 class IntentSlotFormat(artifacts.ArtifactFormat):
     """:class:`~homeloop.nlu.IntentSlotModel` as safetensors weights, JSON label spaces and encoder files."""
 
@@ -82,7 +70,7 @@ class IntentSlotFormat(artifacts.ArtifactFormat):
         encoder_name = details.get("encoder")
         if encoder_name not in ENCODERS:
             raise ArtifactError(f"{folder}: encoder {encoder_name!r} is not one of {sorted(ENCODERS)}")
-        spec = _read_json(folder / "model.json")
+        spec = artifacts.read_json_object(folder / "model.json", what="NLU artefact")
         try:
             params = dict(metadata["parameters"])
             intents, slot_tags, encoder_config = list(spec["intents"]), list(spec["slot_tags"]), spec["encoder_config"]

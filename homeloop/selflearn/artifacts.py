@@ -66,18 +66,6 @@ DEFECT_TRUSTED_TYPES = [
 ]
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing: expected a complete {what} artefact folder") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _estimator(cls: type, folder: Path, metadata: dict[str, Any]) -> Any:
     try:
         return cls(**dict(metadata["parameters"]))
@@ -108,7 +96,7 @@ class DefectModelFormat(artifacts.ArtifactFormat):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         model = _estimator(DefectModel, folder, metadata)
-        spec = _read_json(folder / "model.json", "defect model")
+        spec = artifacts.read_json_object(folder / "model.json", what="defect model artefact")
         file = folder / "classifier.skops"
         if not file.is_file():
             raise ArtifactError(f"{file} is missing: expected the defect model's classifier")
@@ -164,7 +152,7 @@ class RephraseSpanFormat(artifacts.ArtifactFormat):
         from homeloop.nlu.encoders import _quiet_transformers
 
         model = _estimator(SpanRephraseDetector, folder, metadata)
-        spec = _read_json(folder / "model.json", "rephrase model")
+        spec = artifacts.read_json_object(folder / "model.json", what="rephrase model artefact")
         encoder = folder / "encoder"
         try:
             with _quiet_transformers() as tf:
