@@ -19,7 +19,7 @@ NAME_OPTION = typer.Option("nlu", "--name", help="Registered model name.")
 @app.command("propose")
 def propose_command(
     ctx: typer.Context,
-    candidate: Path = typer.Argument(..., help="A saved NLU version folder, e.g. homeloop-workspace/models/nlu/v2."),
+    candidate: Path = typer.Argument(..., help="A saved NLU version folder, e.g. homeloop-workspace/models/nlu/nlu/v2."),
     name: str = NAME_OPTION,
     evaluation: str = typer.Option("hwu64", "--evaluation", help="Held-out set: hwu64 or clinc150."),
     max_nfr: float = _common.MAX_NFR_OPTION,
